@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything skiff needs on a Debian/Ubuntu machine, as root:
+# Debian packages, a venv with skiff and its test tools, and `skiff`, `skiffd`,
+# `skiff-runtime` on PATH. Safe to run again; it only does what is missing.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${SKIFF_VENV:-/opt/skiff/venv}
+BIN=${SKIFF_BIN:-/usr/local/bin}
+
+# What the code, the tests and the anchors use. docker.io brings a docker CLI (e2e tests) and
+# dockerd+containerd+runc (differential tests, bench); podman, docker-registry, skopeo and
+# hyperfine are anchors and real clients; busybox-static is the base of the offline images.
+APT_PACKAGES=(
+    python3 python3-venv python3-dev gcc make libc6-dev
+    busybox-static debootstrap
+    runc libseccomp2 uidmap
+    nftables iptables iproute2
+    tmux zstd pigz e2fsprogs util-linux procps psmisc
+    docker.io podman docker-registry skopeo hyperfine
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install: Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# docker.io must not leave a dockerd of its own running on the default socket.
+if command -v invoke-rc.d >/dev/null && [ -S /var/run/docker.sock ] && ! pgrep -x dockerd >/dev/null; then
+    rm -f /var/run/docker.sock
+fi
+
+# The venv is made from Debian's python3 (not a pyenv shim: those add ~70 ms per call).
+py=/usr/bin/python3
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "install: venv at $VENV"
+    mkdir -p "$(dirname "$VENV")"
+    "$py" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+fi
+stamp="$VENV/.skiff-installed"
+want="$here $(sha256sum "$here/pyproject.toml" | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "install: skiff (editable) and its dev tools into $VENV"
+    "$VENV/bin/pip" install -q -e "$here[dev]" --config-settings editable_mode=compat
+    echo "$want" > "$stamp"
+fi
+
+for exe in skiff skiffd skiff-runtime; do
+    ln -sf "$VENV/bin/$exe" "$BIN/$exe"
+done
+
+# The group that may use skiffd's socket (0660 root:skiff), as docker's group does.
+getent group skiff >/dev/null || groupadd --system skiff
+
+echo "install: done (skiff, skiffd, skiff-runtime in $BIN; venv $VENV)"

@@ -1,0 +1,1 @@
+"""The Docker Engine API server: one module per resource, hijacked streams, errors mapped to HTTP statuses."""

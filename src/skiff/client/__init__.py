@@ -1,0 +1,1 @@
+"""The Engine API client used by the CLI. Never imports the engine."""

@@ -1,0 +1,1 @@
+"""skiffd: configuration, and the one place where everything is wired together."""

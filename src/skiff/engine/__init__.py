@@ -1,0 +1,1 @@
+"""Use cases with no HTTP: containers, images, networks, volumes, events, supervision."""

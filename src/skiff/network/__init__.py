@@ -1,0 +1,1 @@
+"""Container networking: bridge driver, IPAM, port publishing, embedded DNS."""

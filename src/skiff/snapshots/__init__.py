@@ -1,0 +1,1 @@
+"""Snapshotters (overlay, native copy). They return mounts and never mount anything themselves."""

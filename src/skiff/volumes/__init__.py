@@ -1,0 +1,1 @@
+"""Volumes: the local volume driver, bind and tmpfs mounts."""
