@@ -1,0 +1,252 @@
+"""Safe path resolution inside a container root filesystem.
+
+A container path is resolved as if `root` were "/": absolute symlinks are re-rooted at `root`,
+`..` stops at `root`, and the result never leaves it. This is what keeps a mount target that is a
+symlink to "/etc" (CVE-2021-30465 and its cousins) from landing on the host's /etc.
+
+The kernel does this itself with openat2(RESOLVE_IN_ROOT) (Linux >= 5.6); when openat2 is missing
+or the path does not exist yet, a pure-Python walker does the same one component at a time.
+
+Vocabulary: a *container path* is what config.json names ("/etc/hosts"); a *host path* is where
+that lands on this host ("<root>/etc/hosts").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from collections import deque
+
+from skiff.errors import FailedPrecondition, InvalidArgument, NotFound, SkiffError
+
+MAX_SYMLINKS = 40  # the kernel's limit (MAXSYMLINKS)
+
+_SYS_OPENAT2 = 437  # same number on every architecture (new syscall table)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_IN_ROOT = 0x10
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_openat2_missing = False
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def errno_error(context: str, err: int) -> SkiffError:
+    """The closed-set error for errno `err`: "<context>: ENOENT: No such file or directory"."""
+    name = errno.errorcode.get(err, f"errno {err}")
+    message = f"{context}: {name}: {os.strerror(err)}"
+    if err == errno.ENOENT:
+        return NotFound(message)
+    if err in (errno.EINVAL, errno.ELOOP, errno.ENAMETOOLONG, errno.EXDEV):
+        return InvalidArgument(message)
+    return FailedPrecondition(message)
+
+
+def _openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    """openat2(2); raises OSError (ENOSYS when the kernel lacks it)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
+    fd = _libc.syscall(
+        _SYS_OPENAT2,
+        ctypes.c_int(dirfd),
+        ctypes.c_char_p(os.fsencode(path)),
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return int(fd)
+
+
+def fd_path(fd: int) -> str:
+    """The host path an open file descriptor refers to."""
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def _within(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _components(path: str) -> list[str]:
+    return [c for c in path.split("/") if c not in ("", ".")]
+
+
+def _walk(root: str, path: str) -> str:
+    """Pure-Python resolution of `path` inside `root` (already a real path).
+
+    Missing components are taken literally; what follows them is resolved lexically, since
+    nothing below a missing directory can be a symlink.
+    """
+    pending = deque(_components(path))
+    resolved: list[str] = []
+    followed = 0
+    while pending:
+        part = pending.popleft()
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            resolved.append(part)
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            resolved.append(part)
+            continue
+        followed += 1
+        if followed > MAX_SYMLINKS:
+            raise errno_error(f'resolve "{path}" in root "{root}"', errno.ELOOP)
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            resolved = []
+        pending.extendleft(reversed(_components(target)))
+    return os.path.join(root, *resolved) if resolved else root
+
+
+def open_in_root(root: str, path: str, flags: int = os.O_PATH) -> int:
+    """Open container path `path` inside `root` without leaving it; returns a (CLOEXEC) fd.
+
+    Uses openat2(RESOLVE_IN_ROOT); without it, resolves with the walker, opens with O_NOFOLLOW
+    and checks through /proc/self/fd that what was opened is still inside `root`.
+    """
+    global _openat2_missing
+    real_root = os.path.realpath(root)
+    context = f'open "{path}" in root "{real_root}"'
+    if not _openat2_missing:
+        rootfd = os.open(real_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return _openat2(rootfd, path, flags, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+        except OSError as e:
+            if e.errno != errno.ENOSYS:
+                raise errno_error(context, e.errno or errno.EIO) from e
+            _openat2_missing = True
+        finally:
+            os.close(rootfd)
+    host = _walk(real_root, path)
+    try:
+        fd = os.open(host, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise errno_error(context, e.errno or errno.EIO) from e
+    if not _within(real_root, fd_path(fd)):
+        os.close(fd)
+        raise errno_error(f"{context}: raced with a rename out of the root", errno.EXDEV)
+    return fd
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """The host path of container path `path` inside `root`, symlinks followed as if `root` were "/".
+
+    The path need not exist; its missing tail is appended as written (with `..` clamped).
+    Symlink loops raise InvalidArgument (ELOOP).
+    """
+    global _openat2_missing
+    real_root = os.path.realpath(root)
+    if _openat2_missing:
+        return _walk(real_root, path)
+    rootfd = os.open(real_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = _openat2(rootfd, path, os.O_PATH, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    except OSError as e:
+        if e.errno == errno.ENOSYS:
+            _openat2_missing = True
+        elif e.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise errno_error(
+                f'resolve "{path}" in root "{real_root}"', e.errno or errno.EIO
+            ) from e
+        # the kernel stops at the first missing component; the walker goes on lexically
+        return _walk(real_root, path)
+    finally:
+        os.close(rootfd)
+    try:
+        host = fd_path(fd)
+    finally:
+        os.close(fd)
+    if _within(real_root, host):
+        return host
+    raise errno_error(f'resolve "{path}" in root "{real_root}": escaped to "{host}"', errno.EXDEV)
+
+
+def _existing_ancestor(root: str, host: str) -> str:
+    """The deepest existing directory on the way from `root` down to `host`."""
+    current = root
+    for part in _components(os.path.relpath(host, root)):
+        nxt = os.path.join(current, part)
+        if not os.path.lexists(nxt):
+            break
+        current = nxt
+    return current
+
+
+def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
+    """Create directory `path` and its parents inside `root` (like `mkdir -p`); returns its host path.
+
+    Each missing component is created with mkdir(2), which never follows a final symlink, and
+    the path is resolved again after every step, so a symlink planted meanwhile cannot lead out.
+    """
+    real_root = os.path.realpath(root)
+    for _ in range(len(_components(path)) + MAX_SYMLINKS + 1):
+        host = resolve_in_root(real_root, path)
+        if os.path.isdir(host) and not os.path.islink(host):
+            return host
+        if os.path.lexists(host):
+            raise errno_error(f'mkdir "{path}" in root "{real_root}"', errno.ENOTDIR)
+        parent = _existing_ancestor(real_root, host)
+        if not os.path.isdir(parent) or os.path.islink(parent):
+            raise errno_error(
+                f'mkdir "{path}" in root "{real_root}": "{parent}" is not a directory',
+                errno.ENOTDIR,
+            )
+        rest = _components(os.path.relpath(host, parent))
+        try:
+            os.mkdir(os.path.join(parent, rest[0]), mode)
+        except FileExistsError:
+            continue  # someone else created it (maybe as a symlink): resolve again
+        except OSError as e:
+            raise errno_error(f'mkdir "{path}" in root "{real_root}"', e.errno or errno.EIO) from e
+    raise errno_error(f'mkdir "{path}" in root "{real_root}"', errno.ELOOP)
+
+
+def create_file_in_root(root: str, path: str, mode: int = 0o644) -> str:
+    """Make sure `path` exists inside `root` as a non-directory (an empty file if it was missing).
+
+    This is the target of a file bind mount. Returns its host path.
+    """
+    real_root = os.path.realpath(root)
+    parent = os.path.dirname("/" + path.lstrip("/"))
+    for _ in range(MAX_SYMLINKS + 1):
+        mkdir_all_in_root(real_root, parent)
+        host = resolve_in_root(real_root, path)
+        if os.path.lexists(host):
+            if os.path.isdir(host):
+                raise errno_error(f'create file "{path}" in root "{real_root}"', errno.EISDIR)
+            return host
+        try:
+            fd = os.open(
+                host, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC, mode
+            )
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise errno_error(
+                f'create file "{path}" in root "{real_root}"', e.errno or errno.EIO
+            ) from e
+        os.close(fd)
+        return host
+    raise errno_error(f'create file "{path}" in root "{real_root}"', errno.ELOOP)
+
+
+__all__ = [
+    "MAX_SYMLINKS",
+    "create_file_in_root",
+    "errno_error",
+    "fd_path",
+    "mkdir_all_in_root",
+    "open_in_root",
+    "resolve_in_root",
+]
