@@ -16,7 +16,7 @@ APT_PACKAGES=(
     busybox-static debootstrap
     runc libseccomp2 uidmap
     nftables iptables iproute2
-    tmux zstd pigz e2fsprogs util-linux procps psmisc
+    tmux zstd pigz e2fsprogs util-linux procps psmisc openssl curl git
     docker.io podman docker-registry skopeo hyperfine
 )
 
@@ -50,6 +50,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/pip" install -q -e "$here[dev]" --config-settings editable_mode=compat
     echo "$want" > "$stamp"
 fi
+
+# Byte-compile skiff so start-up never pays for compiling (PYTHONDONTWRITEBYTECODE=1 environments
+# still read .pyc files; they just never write them).
+"$VENV/bin/python" -m compileall -q -j 0 "$here/src/skiff" >/dev/null || true
 
 for exe in skiff skiffd skiff-runtime; do
     ln -sf "$VENV/bin/$exe" "$BIN/$exe"
