@@ -1,0 +1,432 @@
+"""`create`: the main process of a container start (youki's "builder" + "main process").
+
+The main process forks the intermediate at once (it imports the container-side modules in
+parallel: a container start is mostly Python imports otherwise), then refuses what it must
+before anything exists: config.json validated, seccomp compiled, the id claimed (state dir
+created exclusively), the cgroup created with its resources and the intermediate put in it.
+Only then does the intermediate get the Start message; until then it has done nothing but
+import. The main process then serves its messages: id maps, the init pid, the create hooks,
+the console, Ready. When `create` returns, init blocks on the exec fifo and state.json says
+so. On any failure everything made so far is undone: init killed, cgroup removed, state dir
+deleted, and the intermediate, seeing end-of-stream, exits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from skiff.errors import FailedPrecondition, InvalidArgument, SkiffError
+from skiff.linux.syscalls import PR_SET_CHILD_SUBREAPER, SYSCALLS
+from skiff.runtime import config, hooks, log, messages
+from skiff.runtime import state as st
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class CreateOptions:
+    __slots__ = (
+        "bundle",
+        "console_socket",
+        "foreground",
+        "no_new_keyring",
+        "no_pivot",
+        "pid_file",
+        "preserve_fds",
+    )
+
+    def __init__(
+        self,
+        bundle: str,
+        *,
+        pid_file: str | None = None,
+        console_socket: str | None = None,
+        preserve_fds: int = 0,
+        no_pivot: bool = False,
+        no_new_keyring: bool = False,
+        foreground: bool = False,
+    ) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.preserve_fds = preserve_fds
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.foreground = foreground
+
+
+class Created:
+    """A created container: its state, a pidfd of init, and (for `run`) the pty master."""
+
+    __slots__ = ("console_master", "pidfd", "state")
+
+    def __init__(self, state: st.ContainerState, pidfd: int, console_master: int | None) -> None:
+        self.state = state
+        self.pidfd = pidfd
+        self.console_master = console_master
+
+
+def open_cgroup(spec: dict[str, Any], container_id: str) -> Any:
+    """Create the container's cgroup and apply linux.resources (errors name the field)."""
+    try:
+        from skiff.linux import cgroups
+    except ImportError:  # the cgroups manager is not in this tree yet
+        log.warning("cgroups: skiff.linux.cgroups unavailable; container runs without a cgroup")
+        return None
+    linux = spec.get("linux") or {}
+    manager = cgroups.open_manager(linux.get("cgroupsPath") or None, container_id)
+    manager.create()
+    try:
+        manager.apply(with_default_device_rules(linux.get("resources") or {}, linux.get("devices")))
+    except SkiffError as err:
+        manager.destroy()
+        raise err.wrap("config.json: linux.resources") from err
+    except BaseException:
+        manager.destroy()
+        raise
+    return manager
+
+
+# What runc allows on top of config.json's device rules: mknod of anything, the default
+# device nodes every container gets, and the pty devices.
+DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+)
+
+
+def with_default_device_rules(resources: dict[str, Any], devices: Any) -> dict[str, Any]:
+    """linux.resources with the default device allow rules (and one per linux.devices entry)
+    appended, as runc does: config.json usually starts with a deny-all rule."""
+    out = dict(resources)
+    rules = list(resources.get("devices") or [])
+    rules.extend(dict(rule) for rule in DEFAULT_DEVICE_RULES)
+    for entry in devices or ():
+        if isinstance(entry, dict) and entry.get("type") in ("c", "b", "u") and "major" in entry:
+            rules.append(
+                {
+                    "allow": True,
+                    "type": "c" if entry["type"] == "u" else entry["type"],
+                    "major": entry["major"],
+                    "minor": entry.get("minor", 0),
+                    "access": "rwm",
+                }
+            )
+    out["devices"] = rules
+    return out
+
+
+def compile_seccomp(spec: dict[str, Any]) -> tuple[bytes | None, int]:
+    profile = (spec.get("linux") or {}).get("seccomp")
+    if not profile:
+        return None, 0
+    from skiff.linux import seccomp
+
+    try:
+        return seccomp.compile(profile), seccomp.flags_of(profile)
+    except SkiffError as err:
+        raise err.wrap("config.json: linux.seccomp") from err
+
+
+def warn_unsupported(spec: dict[str, Any]) -> None:
+    process = spec.get("process") or {}
+    if process.get("apparmorProfile"):
+        log.warning(
+            f"apparmorProfile {process['apparmorProfile']!r} ignored: AppArmor is not supported"
+        )
+    if process.get("selinuxLabel"):
+        log.warning(f"selinuxLabel {process['selinuxLabel']!r} ignored: SELinux is not supported")
+    if (spec.get("linux") or {}).get("mountLabel"):
+        log.warning("linux.mountLabel ignored: SELinux is not supported")
+
+
+def create(root: str, container_id: str, opts: CreateOptions) -> Created:
+    st.check_id(container_id)
+    bundle = os.path.abspath(opts.bundle)
+    parent, child = messages.Channel.pair()
+    # Fork first: the intermediate imports the container-side modules while this process
+    # validates and prepares. If we refuse the config it sees end-of-stream and exits.
+    intermediate_pid = fork_intermediate(child, close_in_child=parent)
+    log.trace("forked")
+    child.close()
+    if opts.foreground:
+        # Before the intermediate exits (it waits for Start): init then becomes our child.
+        SYSCALLS.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    state: st.ContainerState | None = None
+    try:
+        try:
+            state = prepare(root, container_id, bundle, opts, parent, intermediate_pid)
+            init_pid, pidfd, master = serve(parent, intermediate_pid, state)
+            log.trace("init ready")
+        except BaseException:
+            parent.close()  # the children see end-of-stream and exit; then reap
+            raise
+        finally:
+            reap(intermediate_pid)
+        try:
+            state.pid = init_pid
+            state.start_time = st.process_start_time(init_pid) or 0
+            state.status_hint = st.CREATED
+            state.save()
+            if opts.pid_file:
+                write_pid_file(opts.pid_file, init_pid)
+        except BaseException:
+            _kill_quietly(init_pid, pidfd)
+            os.close(pidfd)
+            if master is not None:
+                os.close(master)
+            raise
+        return Created(state, pidfd, master)
+    except BaseException:
+        if state is not None:
+            if state.pid:
+                _kill_quietly(state.pid, -1)
+            if state.cgroup:
+                _destroy_quietly(state.cgroup_manager())
+            st.remove_state_dir(state.dir)
+        raise
+    finally:
+        parent.close()
+
+
+def prepare(
+    root: str,
+    container_id: str,
+    bundle: str,
+    opts: CreateOptions,
+    channel: messages.Channel,
+    intermediate_pid: int,
+) -> st.ContainerState:
+    """Validate, claim the id, make the fifo and the cgroup, put the intermediate in the
+    cgroup (as runc does: attaching is slow on cgroup v1 and the intermediate is busy
+    importing meanwhile); send Start to the intermediate."""
+    spec = config.load(bundle)
+    log.trace("config loaded")
+    rootfs = config.rootfs_path(spec, bundle)
+    terminal = bool(spec["process"].get("terminal"))
+    if terminal and not opts.console_socket and not opts.foreground:
+        raise InvalidArgument(
+            "cannot allocate tty if skiff-runtime will detach without setting console socket"
+        )
+    if opts.console_socket and not terminal:
+        raise InvalidArgument(
+            "cannot use --console-socket if process.terminal is false in config.json"
+        )
+    warn_unsupported(spec)
+    if opts.no_pivot:
+        log.warning("--no-pivot ignored: the root filesystem is always entered with pivot_root")
+    seccomp_program, seccomp_flags = compile_seccomp(spec)
+    state_dir = st.make_state_dir(root, container_id)
+    state = st.ContainerState(
+        root,
+        container_id,
+        bundle=bundle,
+        rootfs=rootfs,
+        spec=spec,
+        annotations=spec.get("annotations"),
+    )
+    fifo_fd = console_fd = -1
+    try:
+        fifo = os.path.join(state_dir, st.EXEC_FIFO)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        if opts.console_socket:
+            from skiff.linux import pty
+
+            console_fd = pty.connect(opts.console_socket)
+        cgroup = open_cgroup(spec, container_id)
+        state.cgroup = cgroup.to_dict() if cgroup is not None else None
+        if cgroup is not None:
+            cgroup.add_process(intermediate_pid)
+        log.trace("cgroup ready")
+        from skiff.runtime.context import StartContext
+
+        ctx = StartContext(
+            container_id,
+            spec,
+            bundle,
+            rootfs,
+            channel,
+            seccomp=seccomp_program,
+            seccomp_flags=seccomp_flags,
+            fifo_fd=fifo_fd,
+            console_socket=console_fd if console_fd >= 0 else None,
+            console_to_parent=terminal and not opts.console_socket,
+            preserve_fds=opts.preserve_fds,
+            no_pivot=opts.no_pivot,
+            new_keyring=not opts.no_new_keyring,
+        )
+        channel.send(messages.Message(messages.START, data=ctx.to_data()), fds=ctx.fds())
+    except BaseException:
+        if state.cgroup:
+            # The intermediate is in the cgroup: it must be gone before the cgroup can go.
+            _kill_quietly(intermediate_pid, -1)
+            _destroy_quietly(state.cgroup_manager())
+        st.remove_state_dir(state_dir)
+        raise
+    finally:
+        for fd in (fifo_fd, console_fd):
+            if fd >= 0:
+                os.close(fd)
+    return state
+
+
+def fork_intermediate(channel: messages.Channel, *, close_in_child: messages.Channel) -> int:
+    """Fork the intermediate; the child drops the main process's end of the channel so
+    either side sees end-of-stream when the other dies."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            close_in_child.close()
+            intermediate_main(channel)
+        finally:
+            os._exit(1)
+    return pid
+
+
+def intermediate_main(channel: messages.Channel) -> None:
+    """The intermediate before it knows the container: preload, wait for Start, go on."""
+    from skiff.runtime import init, intermediate
+
+    try:
+        init.preload()
+        log.trace("intermediate preloaded")
+        try:
+            msg, fds = channel.recv_fds()
+        except messages.ChannelClosed:
+            os._exit(0)  # the main process refused the config: nothing to do
+        if msg.kind != messages.START or not msg.data:
+            raise FailedPrecondition(f"runtime protocol: expected start, got {msg.kind}")
+        from skiff.runtime.context import StartContext
+
+        ctx = StartContext.from_data(msg.data, fds, channel)
+        plan = intermediate.NamespacePlan.from_spec(ctx.spec)
+    except BaseException as err:
+        try:
+            channel.send(messages.Message(messages.FAILED, reason=intermediate.describe(err)))
+        finally:
+            os._exit(1)
+    # The main process has put us in the container's cgroup already.
+    intermediate.run(plan, channel, lambda: init.run(ctx))
+
+
+def serve(
+    channel: messages.Channel, intermediate_pid: int, state: st.ContainerState
+) -> tuple[int, int, int | None]:
+    """Answer the children until init is Ready; returns (init pid, its pidfd, pty master)."""
+    spec = state.spec
+    linux = spec.get("linux") or {}
+    init_pid = 0
+    pidfd = -1
+    master: int | None = None
+    while True:
+        try:
+            msg, fd = channel.recv()
+        except messages.ChannelClosed:
+            raise FailedPrecondition(
+                "container init exited before it was ready"
+                if init_pid
+                else "intermediate process died"
+            ) from None
+        if fd is not None and msg.kind != messages.CONSOLE:
+            os.close(fd)
+        kind = msg.kind
+        if kind == messages.USERNS_UNSHARED:
+            from skiff.linux import namespaces
+
+            try:
+                namespaces.write_id_maps(
+                    intermediate_pid, linux.get("uidMappings") or [], linux.get("gidMappings") or []
+                )
+            except OSError as err:
+                raise FailedPrecondition(f"user namespace: {err.strerror}") from None
+            channel.send(messages.Message(messages.USERNS_MAPPED))
+        elif kind == messages.INIT_PID:
+            init_pid = msg.pid
+            pidfd = os.pidfd_open(init_pid)
+            state.pid = init_pid
+        elif kind == messages.RUN_CREATE_HOOKS:
+            oci = state.oci_state(st.CREATING)
+            oci["pid"] = init_pid
+            hooks.run_hooks("prestart", hooks.hooks_of(spec, "prestart"), oci)
+            hooks.run_hooks("createRuntime", hooks.hooks_of(spec, "createRuntime"), oci)
+            channel.send(messages.Message(messages.HOOKS_DONE, pid=init_pid))
+        elif kind == messages.CONSOLE:
+            master = fd
+        elif kind == messages.READY:
+            if not init_pid:
+                raise FailedPrecondition("container init ready before its pid was known")
+            return init_pid, pidfd, master
+        elif kind == messages.FAILED:
+            if master is not None:
+                os.close(master)
+            if pidfd >= 0:
+                os.close(pidfd)
+            raise FailedPrecondition(msg.reason)
+
+
+def reap(pid: int) -> int:
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except ChildProcessError:
+            return 0
+        except InterruptedError:
+            continue
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    st.write_atomic(path, str(pid).encode())
+
+
+def _kill_quietly(pid: int, pidfd: int) -> None:
+    try:
+        if pidfd >= 0:
+            SYSCALLS.pidfd_send_signal(pidfd, 9)
+        else:
+            os.kill(pid, 9)
+    except OSError:
+        pass
+    wait_gone(pid, pidfd, 2.0)
+
+
+def wait_gone(pid: int, pidfd: int, timeout: float) -> bool:
+    """Wait until `pid` has exited (reaping it when it is our child)."""
+    import select
+
+    own = -1
+    if pidfd < 0:
+        try:
+            own = pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = -1
+    try:
+        if pidfd >= 0:
+            select.select([pidfd], [], [], timeout)
+    finally:
+        if own >= 0:
+            os.close(own)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return st.process_start_time(pid) is None
+
+
+def _destroy_quietly(cgroup: Any) -> None:
+    try:
+        cgroup.destroy()
+    except Exception as err:
+        log.warning(f"remove cgroup: {err}")

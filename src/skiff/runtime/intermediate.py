@@ -1,0 +1,135 @@
+"""The intermediate process: enter the cgroup and the namespaces, then fork the container process.
+
+Runs in the child of the main process and never returns (os._exit). Steps:
+1. join the cgroup when given one (exec; for create the main process attached us already),
+   always before unsharing the cgroup namespace, whose root the cgroup becomes;
+2. setns into every namespace given by path (user first);
+3. unshare a new user namespace and ask the main process to write its id maps, then become
+   root in it;
+4. unshare every other new namespace, write time offsets;
+5. fork: the child is pid 1 of the new pid namespace (init, or the `exec`ed process);
+6. send its pid to the main process and exit.
+"""
+
+from __future__ import annotations
+
+import os
+
+from skiff.linux import namespaces as ns
+from skiff.linux.syscalls import CLONE_NEWUSER, SYSCALLS, Syscalls
+from skiff.runtime import messages
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
+    from skiff.runtime.messages import Channel
+
+
+class NamespacePlan:
+    """Which namespaces to join (type, path) and which to create (flags), plus id-map needs."""
+
+    __slots__ = ("join", "new_user", "time_offsets", "unshare_flags")
+
+    def __init__(
+        self,
+        join: Sequence[tuple[str, str]],
+        new_user: bool,
+        unshare_flags: int,
+        time_offsets: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.join = list(join)
+        self.new_user = new_user
+        self.unshare_flags = unshare_flags
+        self.time_offsets = time_offsets
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> NamespacePlan:
+        linux = spec.get("linux") or {}
+        entries = list(linux.get("namespaces") or [])
+        new_user = any(e["type"] == "user" and not e.get("path") for e in entries)
+        return cls(
+            ns.to_join(entries),
+            new_user,
+            ns.unshare_flags(entries, exclude="user"),
+            linux.get("timeOffsets"),
+        )
+
+
+def enter(
+    plan: NamespacePlan,
+    channel: Channel,
+    *,
+    cgroup: Any = None,
+    sys: Syscalls = SYSCALLS,
+) -> None:
+    """Steps 1-4 in the calling process."""
+    from skiff.runtime import log
+
+    if cgroup is not None:
+        cgroup.add_process(os.getpid())
+    log.trace("intermediate entering namespaces")
+    ns.join(plan.join, sys=sys)
+    if plan.new_user:
+        sys.unshare(CLONE_NEWUSER)
+        channel.send(messages.Message(messages.USERNS_UNSHARED, pid=os.getpid()))
+        channel.expect(messages.USERNS_MAPPED)
+        become_root(sys)
+    if plan.unshare_flags:
+        sys.unshare(plan.unshare_flags)
+    log.trace("intermediate unshared")
+    if plan.time_offsets:
+        ns.write_time_offsets(plan.time_offsets)
+
+
+def become_root(sys: Syscalls = SYSCALLS) -> None:
+    """Become uid/gid 0 of the (just mapped) user namespace, when 0 is mapped."""
+    for setter in (sys.setresgid, sys.setresuid):
+        try:
+            setter(0, 0, 0)
+        except OSError as err:
+            if err.errno != 22:  # EINVAL: 0 is not mapped; stay as we are
+                raise
+
+
+def run(
+    plan: NamespacePlan,
+    channel: Channel,
+    child: Callable[[], None],
+    *,
+    cgroup: Any = None,
+) -> None:
+    """The whole intermediate process. `child` is the container process's main; never returns."""
+    code = 1
+    try:
+        enter(plan, channel, cgroup=cgroup)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                child()
+            finally:
+                os._exit(1)
+        channel.send(messages.Message(messages.INIT_PID, pid=pid))
+        code = 0
+    except messages.ChildFailed:
+        code = 1
+    except BaseException as err:  # report every failure to the main process, then exit
+        try:
+            channel.send(messages.Message(messages.FAILED, reason=describe(err)))
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def describe(err: BaseException) -> str:
+    """A user-facing one-line reason for an exception raised in a child process."""
+    from skiff.errors import SkiffError
+
+    if isinstance(err, SkiffError):
+        return err.message
+    if isinstance(err, OSError):
+        what = err.strerror or str(err)
+        return f"{what}" + (f": {err.filename}" if err.filename else "")
+    return f"{type(err).__name__}: {err}"

@@ -1,0 +1,84 @@
+"""The runtime's log, in runc's formats: what containerd-shim and conmon read back.
+
+`--log FILE` appends records there (`--log-format json`: {"level","msg","time"} per line, as
+logrus writes; `text`: time="…" level=… msg="…"); without it, records go to stderr. Errors are
+also printed as one plain line on stderr by the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_path: str | None = None
+_format = "text"
+_debug = False
+
+
+def configure(path: str | None, fmt: str, debug: bool) -> None:
+    global _path, _format, _debug
+    _path = path or None
+    _format = fmt
+    _debug = debug
+
+
+def debug_enabled() -> bool:
+    return _debug
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def record(level: str, msg: str) -> None:
+    if level == "debug" and not _debug:
+        return
+    if _format == "json":
+        from skiff.runtime import jsonio
+
+        line = jsonio.dumps({"level": level, "msg": msg, "time": _stamp()})
+    else:
+        line = f"time={_quote(_stamp())} level={level} msg={_quote(msg)}"
+    data = (line + "\n").encode()
+    if _path:
+        try:
+            fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            sys.stderr.write(line + "\n")
+            return
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    elif level != "error":
+        sys.stderr.write(line + "\n")
+
+
+def error(msg: str) -> None:
+    record("error", msg)
+
+
+def warning(msg: str) -> None:
+    record("warning", msg)
+
+
+def debug(msg: str) -> None:
+    record("debug", msg)
+
+
+_TRACE = bool(os.environ.get("SKIFF_RUNTIME_TRACE"))
+_T0 = time.perf_counter()
+
+
+def trace(label: str) -> None:
+    """With SKIFF_RUNTIME_TRACE set: milliseconds since start at `label`, on stderr (profiling)."""
+    if _TRACE:
+        os.write(
+            2,
+            f"[trace {os.getpid()}] {(time.perf_counter() - _T0) * 1000:7.2f} ms {label}\n".encode(),
+        )
