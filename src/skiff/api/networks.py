@@ -19,9 +19,9 @@ def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
 
 def register(router: Router, engine: Any) -> None:
     def mgr() -> Any:
-        if getattr(engine, "networking", None) is None:
+        if engine.plumbing is None or engine.plumbing.networking is None:
             raise NotFound("networking is not enabled in this daemon")
-        return engine.networking.manager
+        return engine.plumbing.networking.manager
 
     def names(cid: str) -> str:
         c = engine.containers.get(cid)
@@ -90,7 +90,14 @@ def register(router: Router, engine: Any) -> None:
         n = mgr().get(req.params["id"])
         body = req.json() or {}
         c = engine.get(body.get("Container") or "")
-        engine.network_connect(c, n.name, body.get("EndpointConfig") or {})
+        engine.plumbing.connect(
+            c.id,
+            c.name,
+            engine.container_dir(c.id),
+            bool(c.state.get("Running")),
+            n.name,
+            body.get("EndpointConfig") or {},
+        )
         engine.events.publish(
             "network", "connect", n.id, {"name": n.name, "type": n.driver, "container": c.id}
         )
@@ -100,7 +107,9 @@ def register(router: Router, engine: Any) -> None:
         n = mgr().get(req.params["id"])
         body = req.json() or {}
         c = engine.get(body.get("Container") or "")
-        engine.network_disconnect(c, n.name)
+        engine.plumbing.disconnect(
+            c.id, engine.container_dir(c.id), bool(c.state.get("Running")), n.name
+        )
         engine.events.publish(
             "network", "disconnect", n.id, {"name": n.name, "type": n.driver, "container": c.id}
         )

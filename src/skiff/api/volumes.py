@@ -18,9 +18,9 @@ def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
 
 def register(router: Router, engine: Any) -> None:
     def vols() -> Any:
-        if getattr(engine, "volumes", None) is None:
+        if engine.plumbing is None or engine.plumbing.volumes is None:
             raise NotFound("volumes are not enabled in this daemon")
-        return engine.volumes
+        return engine.plumbing.volumes
 
     def list_(req: Request) -> Response:
         f = req.filters()

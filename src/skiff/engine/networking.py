@@ -28,6 +28,7 @@ class NetSetup:
     netns_path: str | None
     ip: str | None = None
     dns_server: str | None = None  # the embedded DNS, for user-defined networks
+    gateway: str | None = None
     networks: list[str] = field(default_factory=list)
 
 
@@ -72,7 +73,10 @@ class Networking:
 
             bring_up_loopback(path)
             return NetSetup(path)
-        endpoints = dict((networking_config or {}).get("EndpointsConfig") or {})
+        endpoints = {
+            ("bridge" if k == "default" else k): v
+            for k, v in ((networking_config or {}).get("EndpointsConfig") or {}).items()
+        }
         first = mode
         order = [first] + [
             n for n in endpoints if n != first and self._net_id(n) != self._net_id(first)
@@ -95,6 +99,7 @@ class Networking:
                 setup.networks.append(n.name)
                 if i == 0:
                     setup.ip = ep.ip
+                    setup.gateway = ep.gateway or n.gateway
                     setup.dns_server = n.gateway if n.scope_dns() else None
             self.manager.publish(cid, _bindings(config, host_config))
         except BaseException:

@@ -41,6 +41,17 @@ class Netlink:
     def link_names(self) -> list[str]:
         return [str(link.get_attr("IFLA_IFNAME")) for link in self._ipr.get_links()]
 
+    def links_on(self, bridge: str) -> list[str]:
+        """Names of the links whose master is `bridge`."""
+        idx = self.link_index(bridge)
+        if idx is None:
+            return []
+        return [
+            str(link.get_attr("IFLA_IFNAME"))
+            for link in self._ipr.get_links()
+            if link.get_attr("IFLA_MASTER") == idx
+        ]
+
     def used_networks(self) -> list[ipaddress.IPv4Network]:
         """Every IPv4 network the host routes or has an address in (docker0's included)."""
         nets: list[ipaddress.IPv4Network] = []

@@ -457,16 +457,15 @@ class NetworkManager:
                         except Conflict:
                             pass
                     self.firewall.add_ports([_rule(ep, m) for m in ep.ports])
+            # only veths on this manager's own bridges: other daemons' are none of our business
             known = {ep.veth for ep in self._endpoints.values()}
-            for link in self.netlink.link_names():
-                if (
-                    link.startswith("sk")
-                    and len(link) == 13
-                    and link not in known
-                    and _is_hex(link[2:])
-                ):
-                    self.netlink.delete_link(link)
-                    removed["links"].append(link)
+            for n in self._networks.values():
+                if n.driver != "bridge":
+                    continue
+                for link in self.netlink.links_on(n.bridge):
+                    if link.startswith("sk") and link not in known and _is_hex(link[2:]):
+                        self.netlink.delete_link(link)
+                        removed["links"].append(link)
             for n in self._networks.values():
                 if n.driver == "bridge":
                     owners = {ep.container_id for ep in self.endpoints_on(n.id)}

@@ -166,6 +166,8 @@ def daemon(request: pytest.FixtureRequest, busybox_tar: Path) -> Iterator[Daemon
             str(exec_root),
             "-H",
             f"unix://{sock}",
+            "--bridge",
+            f"skc{tag[:6]}",
         ]
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -223,6 +225,10 @@ def daemon(request: pytest.FixtureRequest, busybox_tar: Path) -> Iterator[Daemon
                         target.rmdir()
                     except OSError:
                         pass
+            if kind == "skiffd":
+                from tests.e2e.daemon.conftest import remove_networks
+
+                remove_networks(root / "data", f"skc{tag[:6]}")
             shutil.rmtree(root, ignore_errors=True)
             if kind == "skiffd":
                 _unmount_under(Path(f"/tmp/x{tag[:6]}"))

@@ -1,0 +1,1378 @@
+"""Container use cases with no HTTP: create, start, stop, wait, remove, exec, attach, adopt.
+
+Each running container (and each exec) is supervised by its own skiff-shim; this module keeps
+one "monitor" connection per shim and a thread blocked on it, so an exit is seen at once. On
+start it reconciles every container on disk: shims that still run are adopted, exits that
+happened while skiffd was away are finished (runtime delete, unmount, restart policy).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal as _signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from skiff.engine import oci, shim_client
+from skiff.engine.events import EventBus
+from skiff.engine.plumbing import Plumbing
+from skiff.engine.state import (
+    ZERO_TIME,
+    Container,
+    ExecRecord,
+    Status,
+    fresh_state,
+    now_rfc3339,
+    write_json_atomic,
+)
+from skiff.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    NotImplementedYet,
+    SkiffError,
+)
+
+log = logging.getLogger("skiffd.containers")
+
+VALID_NAME = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+RESTART_MAX_DELAY = 60.0
+
+
+class Runtimes:
+    """The OCI runtimes skiffd may use, by name (like dockerd's --add-runtime)."""
+
+    def __init__(self, runtimes: dict[str, str], default: str) -> None:
+        self.paths = dict(runtimes)
+        self.default = default
+        if default not in self.paths:
+            raise InvalidArgument(
+                f"default runtime {default!r} is not configured (known: {', '.join(sorted(self.paths))})"
+            )
+
+    def path(self, name: str) -> str:
+        try:
+            return self.paths[name or self.default]
+        except KeyError:
+            raise InvalidArgument(f"unknown or invalid runtime name: {name}") from None
+
+
+class AttachSession:
+    """A client's attachment to a container's stdio through its shim."""
+
+    def __init__(self, want: int, stdin: bool) -> None:
+        self.want = want
+        self.stdin = stdin
+        self.sock: socket.socket | None = None
+        self.ready = threading.Event()
+        self.error: str | None = None
+
+    def connect(self, shim_dir: Path) -> None:
+        try:
+            self.sock = shim_client.connect(shim_dir, self.want)
+        except SkiffError as err:
+            self.error = err.message
+        self.ready.set()
+
+    def cancel(self, reason: str) -> None:
+        self.error = reason
+        self.ready.set()
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        data_root: Path,
+        exec_root: Path,
+        runtimes: Runtimes,
+        images: Any,
+        events: EventBus,
+    ) -> None:
+        self.data_root = data_root
+        self.exec_root = exec_root
+        self.runtimes = runtimes
+        self.images = images
+        self.events = events
+        self.containers: dict[str, Container] = {}
+        self.names: dict[str, str] = {}
+        self.execs: dict[str, ExecRecord] = {}
+        self.lock = threading.RLock()
+        (data_root / "containers").mkdir(parents=True, exist_ok=True)
+        (exec_root / "containers").mkdir(parents=True, exist_ok=True)
+        self.runtime_root = str(exec_root / "runtime")
+        # networks and volumes (issue 6); the daemon wires them in, tests may leave them out
+        self.plumbing: Plumbing | None = None
+
+    # ---- paths -------------------------------------------------------------------------
+    def container_dir(self, cid: str) -> Path:
+        return self.data_root / "containers" / cid
+
+    def run_dir(self, cid: str) -> Path:
+        return self.exec_root / "containers" / cid
+
+    def shim_dir(self, cid: str) -> Path:
+        # short: a unix socket path must fit in 108 bytes
+        return self.exec_root / "shims" / cid[:32]
+
+    def rootfs_dir(self, cid: str) -> Path:
+        return self.run_dir(cid) / "rootfs"
+
+    def log_path(self, c: Container) -> str:
+        return str(self.container_dir(c.id) / f"{c.id}-json.log")
+
+    def save(self, c: Container) -> None:
+        write_json_atomic(self.container_dir(c.id) / "config.v2.json", c.to_disk())
+
+    # ---- lookup ------------------------------------------------------------------------
+    def get(self, ref: str) -> Container:
+        """By full id, name (with or without "/"), or unique id prefix: docker's rules."""
+        with self.lock:
+            if ref in self.containers:
+                return self.containers[ref]
+            name = ref.lstrip("/")
+            if name in self.names:
+                return self.containers[self.names[name]]
+            if ref:
+                matches = [c for cid, c in self.containers.items() if cid.startswith(ref)]
+                if len(matches) == 1:
+                    return matches[0]
+                if len(matches) > 1:
+                    raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def all(self) -> list[Container]:
+        with self.lock:
+            return list(self.containers.values())
+
+    def event(self, c: Container, action: str, **extra: str) -> None:
+        attrs = {"image": c.config.get("Image", ""), "name": c.name}
+        attrs.update({k: v for k, v in (c.config.get("Labels") or {}).items()})
+        attrs.update(extra)
+        self.events.publish("container", action, c.id, attrs)
+
+    # ---- create ------------------------------------------------------------------------
+    def create(self, name: str | None, body: dict[str, Any]) -> tuple[Container, list[str]]:
+        if self.images is None:
+            raise FailedPrecondition("no image store configured")
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise InvalidArgument("config: Image is required")
+        record = self.images.resolve(image_ref)
+        image_info = self.images.inspect(record.id)
+        host_config = dict(body.get("HostConfig") or {})
+        host_config.setdefault("NetworkMode", "default")
+        if not host_config.get("NetworkMode"):
+            host_config["NetworkMode"] = "default"
+        host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+        if not (host_config.get("LogConfig") or {}).get("Type"):
+            host_config["LogConfig"] = {"Type": "json-file", "Config": {}}
+        if host_config["LogConfig"]["Type"] not in ("json-file", "none"):
+            raise NotImplementedYet(
+                f"logging driver {host_config['LogConfig']['Type']!r}: skiffd supports json-file and none"
+            )
+        for opt in host_config["LogConfig"].get("Config") or {}:
+            if opt != "tag":  # json-file ignores tag; rotation and attrs are not built
+                raise NotImplementedYet(
+                    f"log option {opt!r}: not available yet in skiffd's json-file driver (no rotation, compression or attrs)"
+                )
+        rp = host_config.get("RestartPolicy") or {}
+        host_config["RestartPolicy"] = {
+            "Name": rp.get("Name") or "no",
+            "MaximumRetryCount": int(rp.get("MaximumRetryCount") or 0),
+        }
+        if host_config["RestartPolicy"]["Name"] not in (
+            "no",
+            "always",
+            "on-failure",
+            "unless-stopped",
+        ):
+            raise InvalidArgument(
+                f"invalid restart policy '{host_config['RestartPolicy']['Name']}'"
+            )
+        if host_config.get("AutoRemove") and host_config["RestartPolicy"]["Name"] != "no":
+            raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+        mode = host_config["NetworkMode"]
+        if self.plumbing is not None and self.plumbing.networking is not None:
+            self.plumbing.validate(host_config)
+        elif mode not in ("default", "bridge", "host", "none") and not mode.startswith("container:"):
+            raise NotImplementedYet(
+                f"network mode {mode!r}: user-defined networks need skiffd's networking"
+            )
+        elif host_config.get("PortBindings") and any(host_config["PortBindings"].values()):
+            raise NotImplementedYet("publishing ports (-p) needs skiffd's networking")
+        runtime_name = host_config.get("Runtime") or self.runtimes.default
+        self.runtimes.path(runtime_name)
+        host_config["Runtime"] = runtime_name
+        # validate what can be validated before anything is written
+        oci.user_mounts(self.plumbing.stripped(host_config) if self.plumbing else host_config)
+        oci.capabilities(host_config)
+        oci.resources(host_config)
+        config = oci.merge_config(image_info.get("Config") or {}, body)
+        config["Image"] = image_ref
+        for key in ("HostConfig", "NetworkingConfig"):
+            config.pop(key, None)
+        cid = secrets.token_hex(32)
+        with self.lock:
+            if name:
+                if name.startswith("/"):
+                    name = name[1:]
+                if not name or not set(name) <= VALID_NAME or not name[0].isalnum():
+                    raise InvalidArgument(
+                        f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )
+                if name in self.names:
+                    raise Conflict(
+                        f'Conflict. The container name "/{name}" is already in use by container "{self.names[name]}". '
+                        "You have to remove (or rename) that container to be able to reuse that name."
+                    )
+            else:
+                name = self._random_name()
+            config.setdefault("Hostname", "")
+            if not config.get("Hostname"):
+                config["Hostname"] = cid[:12]
+            c = Container(
+                id=cid,
+                name=name,
+                created=now_rfc3339(),
+                image_id=record.id,
+                config=config,
+                host_config=host_config,
+                runtime=runtime_name,
+                rootfs_key=cid,
+            )
+            self.names[name] = cid
+            self.containers[cid] = c
+        try:
+            self.container_dir(cid).mkdir(parents=True)
+            self.images.prepare_container_rootfs(record.id, cid)
+            if self.plumbing is not None:
+                self.plumbing.plan(
+                    cid,
+                    self.container_dir(cid),
+                    config,
+                    host_config,
+                    image_info.get("Config") or {},
+                    body.get("NetworkingConfig"),
+                    lambda ref: self.plumbing.mounts_view(self.container_dir(self.get(ref).id)),
+                )
+            oci.etc_files(
+                container_id=cid,
+                config=config,
+                host_config=host_config,
+                files_dir=str(self.container_dir(cid) / "etc"),
+            )
+            self.save(c)
+        except BaseException:
+            with self.lock:
+                self.containers.pop(cid, None)
+                self.names.pop(name, None)
+            try:
+                self.images.remove_container_rootfs(cid)
+            except SkiffError:
+                pass
+            shutil.rmtree(self.container_dir(cid), ignore_errors=True)
+            raise
+        self.event(c, "create")
+        warnings: list[str] = []
+        return c, warnings
+
+    def _random_name(self) -> str:
+        left = [
+            "admiring",
+            "brave",
+            "clever",
+            "eager",
+            "gifted",
+            "happy",
+            "jolly",
+            "keen",
+            "lucid",
+            "modest",
+            "nifty",
+            "quirky",
+            "serene",
+            "vibrant",
+            "zen",
+        ]
+        right = [
+            "albattani",
+            "babbage",
+            "curie",
+            "darwin",
+            "euler",
+            "feynman",
+            "gauss",
+            "hopper",
+            "lovelace",
+            "noether",
+            "pascal",
+            "ritchie",
+            "turing",
+            "wozniak",
+        ]
+        while True:
+            n = f"{secrets.choice(left)}_{secrets.choice(right)}"
+            if n not in self.names:
+                return n
+            n += str(secrets.randbelow(10))
+            if n not in self.names:
+                return n
+
+    # ---- rootfs ------------------------------------------------------------------------
+    def mount_rootfs(self, c: Container) -> str:
+        from skiff.linux.mount import mount_all
+
+        target = self.rootfs_dir(c.id)
+        target.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(target):
+            mount_all(self.images.container_mounts(c.rootfs_key), str(target))
+        return str(target)
+
+    def unmount_rootfs(self, c: Container) -> None:
+        from skiff.linux.mount import unmount_all
+
+        target = self.rootfs_dir(c.id)
+        if target.exists():
+            try:
+                unmount_all(str(target))
+            except SkiffError as err:
+                log.warning("container %s: unmount rootfs: %s", c.id[:12], err)
+
+    # ---- runtime -----------------------------------------------------------------------
+    def runtime_cmd(
+        self,
+        c: Container,
+        *args: str,
+        check: bool = True,
+        input: bytes | None = None,
+        timeout: float = 30,
+    ) -> subprocess.CompletedProcess[bytes]:
+        argv = [self.runtimes.path(c.runtime), "--root", self.runtime_root, *args]
+        res = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
+        if check and res.returncode != 0:
+            msg = (res.stderr or res.stdout).decode(errors="replace").strip()
+            raise FailedPrecondition(
+                f"{os.path.basename(argv[0])} {args[0]} {c.id[:12]}: {msg or f'exit status {res.returncode}'}"
+            )
+        return res
+
+    def runtime_delete(self, c: Container) -> None:
+        """`<runtime> delete --force`, skipped when the runtime keeps no record of the container
+        (runc and skiff-runtime keep one directory per container under --root)."""
+        if not os.path.exists(os.path.join(self.runtime_root, c.id)):
+            return
+        self.runtime_cmd(c, "delete", "--force", c.id, check=False)
+
+    def _namespace_path(self, mode: str, kind: str) -> str | None:
+        if not mode.startswith("container:"):
+            return None
+        other = self.get(mode.split(":", 1)[1])
+        if other.status is not Status.RUNNING:
+            raise Conflict(
+                f"cannot join {kind} namespace of a non running container: container {other.id} is not running"
+            )
+        return f"/proc/{other.state['Pid']}/ns/{kind}"
+
+    def _seccomp(self, c: Container, caps: list[str]) -> dict[str, Any] | None:
+        for opt in c.host_config.get("SecurityOpt") or []:
+            key, _, value = opt.partition("=") if "=" in opt else opt.partition(":")
+            if key == "seccomp":
+                if value == "unconfined":
+                    return None
+                from skiff.linux.seccomp_docker import docker_profile_to_oci
+
+                try:
+                    profile = json.loads(value)
+                except ValueError:
+                    raise InvalidArgument(
+                        "SecurityOpt seccomp: the profile is not valid JSON"
+                    ) from None
+                return docker_profile_to_oci(profile, caps, os.uname().machine)
+            if key not in ("label", "apparmor", "no-new-privileges"):
+                raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+        return None
+
+    # ---- start -------------------------------------------------------------------------
+    def start(self, ref: str) -> None:
+        c = self.get(ref)
+        with c.lock:
+            if c.status.is_up():
+                return  # docker answers 304 Not Modified; the API layer checks first
+            if c.status is Status.REMOVING or c.removed:
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            if c.restart_timer is not None:
+                c.restart_timer.cancel()
+                c.restart_timer = None
+            c.manually_stopped = False
+            try:
+                self._start_locked(c)
+            except SkiffError as err:
+                c.state["Error"] = err.message
+                c.state["ExitCode"] = (
+                    127
+                    if ("not found" in err.message or "no such file" in err.message)
+                    else 126
+                    if "permission denied" in err.message
+                    else 128
+                )
+                if c.status is Status.RESTARTING:
+                    c.set_status(Status.EXITED)
+                self.save(c)
+                if c.host_config.get("AutoRemove"):
+                    threading.Thread(target=self._auto_remove, args=(c,), daemon=True).start()
+                raise
+
+    def _start_locked(self, c: Container) -> None:
+        hc = c.host_config
+        rootfs = self.mount_rootfs(c)
+        try:
+            net = None
+            volume_mounts: list[dict[str, Any]] = []
+            if self.plumbing is not None:
+                net, volume_mounts = self.plumbing.before_start(
+                    c.id, c.name, self.container_dir(c.id), rootfs, c.config, hc
+                )
+            caps = oci.capabilities(hc)
+            spec = oci.build_spec(
+                container_id=c.id,
+                rootfs=rootfs,
+                config=c.config,
+                host_config=self.plumbing.stripped(hc) if self.plumbing else hc,
+                files_dir=str(self.container_dir(c.id) / "etc"),
+                netns_path=(net.netns_path if net is not None and net.netns_path else None)
+                or self._namespace_path(hc.get("NetworkMode") or "", "net"),
+                pidns_path=self._namespace_path(hc.get("PidMode") or "", "pid"),
+                ipcns_path=self._namespace_path(hc.get("IpcMode") or "", "ipc"),
+                init_binary=shim_client.find_init() if hc.get("Init") else None,
+                seccomp=self._seccomp(c, caps),
+            )
+            if volume_mounts:
+                taken = {m["destination"] for m in volume_mounts}
+                spec["mounts"] = [m for m in spec["mounts"] if m["destination"] not in taken] + volume_mounts
+            bundle = self.run_dir(c.id) / "bundle"
+            bundle.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(bundle / "config.json", spec, durable=False)
+            # a previous run may have left the runtime's record (skiffd died before cleanup)
+            self.runtime_delete(c)
+            log_type = (hc.get("LogConfig") or {}).get("Type", "json-file")
+            launch = shim_client.spawn(
+                shim_client.ShimSpec(
+                    shim_dir=self.shim_dir(c.id),
+                    runtime=self.runtimes.path(c.runtime),
+                    runtime_root=self.runtime_root,
+                    process_id=c.id,
+                    bundle=str(bundle),
+                    log_path=None if log_type == "none" else self.log_path(c),
+                    tty=bool(c.config.get("Tty")),
+                    stdin=bool(c.config.get("OpenStdin")),
+                )
+            )
+            launch.expect_ready()
+            pid = launch.expect_pid()
+        except BaseException as err:
+            if self.plumbing is not None:
+                self.plumbing.after_exit(c.id)
+            self.unmount_rootfs(c)
+            if isinstance(err, FailedPrecondition):
+                raise FailedPrecondition(
+                    f"failed to create task for container: OCI runtime create failed: {err.message}"
+                ) from err
+            raise
+        monitor = shim_client.connect(self.shim_dir(c.id))
+        for session in c.pending_attach:
+            session.connect(self.shim_dir(c.id))
+        c.pending_attach.clear()
+        try:
+            self.runtime_cmd(c, "start", c.id)
+        except SkiffError:
+            monitor.close()
+            self.runtime_delete(c)
+            if self.plumbing is not None:
+                self.plumbing.after_exit(c.id)
+            self.unmount_rootfs(c)
+            raise
+        c.state.update(fresh_state())
+        c.set_status(Status.RUNNING)
+        c.state["Pid"] = pid
+        c.state["StartedAt"] = now_rfc3339()
+        c.has_been_started = True
+        self.save(c)
+        self.event(c, "start")
+        self._watch(c, monitor)
+        self._start_health(c)
+        c.changed.notify_all()
+
+    def _watch(self, c: Container, monitor: socket.socket) -> None:
+        def run() -> None:
+            while True:
+                f = shim_client.read_frame(monitor)
+                if f is None or f[0] == shim_client.EXIT:
+                    break
+            monitor.close()
+            self._on_exit(c)
+
+        threading.Thread(target=run, name=f"watch-{c.id[:12]}", daemon=True).start()
+
+    def _on_exit(self, c: Container) -> None:
+        record = None
+        for _ in range(50):
+            record = shim_client.read_exit(self.shim_dir(c.id))
+            if record is not None:
+                break
+            time.sleep(0.05)
+        with c.lock:
+            if not c.state["Running"] and c.status is not Status.RESTARTING:
+                return
+            self._finish_exit(c, record)
+
+    def _finish_exit(self, c: Container, record: dict[str, Any] | None) -> None:
+        """Bookkeeping after the container's process exited (the lock is held)."""
+        if c.health_stop is not None:
+            c.health_stop.set()
+            c.health_stop = None
+        oom = self._oom_killed(c)
+        self.runtime_delete(c)
+        if self.plumbing is not None:
+            self.plumbing.after_exit(c.id)
+        self.unmount_rootfs(c)
+        shutil.rmtree(self.shim_dir(c.id), ignore_errors=True)  # its exit record is consumed here
+        code = int(record["exit_code"]) if record else 255
+        c.set_status(Status.EXITED)
+        c.state["Pid"] = 0
+        c.state["ExitCode"] = code
+        c.state["OOMKilled"] = oom
+        c.state["FinishedAt"] = record["finished_at"] if record else now_rfc3339()
+        if record is None:
+            c.state["Error"] = "the container's shim exited without recording an exit status"
+        if "Health" in c.state:
+            c.state["Health"]["Status"] = (
+                "unhealthy" if c.state["Health"]["Status"] != "healthy" else "healthy"
+            )
+        c.exit_seq += 1
+        if oom:
+            self.event(c, "oom")
+        self.event(c, "die", exitCode=str(code))
+        self.save(c)
+        c.changed.notify_all()
+        if c.host_config.get("AutoRemove"):
+            threading.Thread(target=self._auto_remove, args=(c,), daemon=True).start()
+            return
+        self._maybe_restart(c, code)
+
+    def _oom_killed(self, c: Container) -> bool:
+        for path in self._cgroup_dirs(c, "memory"):
+            try:
+                with open(os.path.join(path, "memory.oom_control")) as f:
+                    for line in f:
+                        if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
+                            return True
+            except OSError:
+                continue
+        return False
+
+    def _auto_remove(self, c: Container) -> None:
+        try:
+            self.remove(c.id, force=True)
+        except SkiffError as err:
+            log.warning("auto-remove %s: %s", c.id[:12], err)
+
+    def _maybe_restart(self, c: Container, code: int) -> None:
+        policy = c.host_config.get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if c.manually_stopped or c.removed or name == "no":
+            return
+        if name == "on-failure":
+            if code == 0:
+                return
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            if limit and c.restart_count >= limit:
+                return
+        started = c.state.get("StartedAt", ZERO_TIME)
+        ran_for = time.time() - _parse_ts(started)
+        delay = 0.1 * (2 ** min(c.restart_count, 10)) if ran_for < 10 else 0.1
+        delay = min(delay, RESTART_MAX_DELAY)
+        c.set_status(Status.RESTARTING)
+        self.save(c)
+
+        def restart() -> None:
+            with c.lock:
+                if c.status is not Status.RESTARTING or c.removed or c.manually_stopped:
+                    return
+                c.restart_timer = None
+                c.restart_count += 1
+                try:
+                    self._start_locked(c)
+                    self.event(c, "restart")
+                except SkiffError as err:
+                    log.warning("restart %s: %s", c.id[:12], err)
+                    c.state["Error"] = err.message
+                    c.set_status(Status.EXITED)
+                    self.save(c)
+                    c.changed.notify_all()
+
+        c.restart_timer = threading.Timer(delay, restart)
+        c.restart_timer.daemon = True
+        c.restart_timer.start()
+
+    # ---- adopt on daemon start ---------------------------------------------------------
+    def load_and_reconcile(self) -> None:
+        root = self.data_root / "containers"
+        for entry in sorted(root.iterdir()):
+            path = entry / "config.v2.json"
+            if not path.exists():
+                # a create cut short by a crash: drop its rootfs snapshot and directory
+                try:
+                    self.images.remove_container_rootfs(entry.name)
+                except SkiffError:
+                    pass
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
+            try:
+                c = Container.from_disk(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError) as err:
+                log.error("container state %s: %s; skipped", path, err)
+                continue
+            self.containers[c.id] = c
+            self.names[c.name] = c.id
+        for c in list(self.containers.values()):
+            try:
+                self._reconcile(c)
+            except SkiffError as err:
+                log.error("reconcile %s: %s", c.id[:12], err)
+        if self.plumbing is not None:
+            running = {c.id for c in self.containers.values() if c.state.get("Running")}
+            self.plumbing.reconcile(running, set(self.containers))
+
+    def _reconcile(self, c: Container) -> None:
+        with c.lock:
+            if c.status is Status.REMOVING:
+                c.set_status(Status.EXITED)
+                self.remove(c.id, force=True)
+                return
+            shim_dir = self.shim_dir(c.id)
+            if not (c.state["Running"] or c.status is Status.RESTARTING):
+                if shim_dir.exists():
+                    self._reconcile_unrecorded_start(c, shim_dir)
+                return
+            try:
+                monitor = shim_client.connect(shim_dir)
+            except SkiffError:
+                monitor = None
+            if monitor is not None:
+                log.info("container %s: adopted (pid %s)", c.id[:12], c.state["Pid"])
+                self._watch(c, monitor)
+                self._start_health(c)
+                return
+            record = shim_client.read_exit(shim_dir)
+            if record is None and c.status is Status.RESTARTING:
+                c.set_status(Status.EXITED)
+                self._maybe_restart(c, c.state.get("ExitCode", 0))
+                return
+            if record is None:
+                # shim gone without an exit record: kill what may be left of the container
+                self.runtime_cmd(c, "kill", c.id, "KILL", check=False)
+            self._finish_exit(c, record)
+
+    def _reconcile_unrecorded_start(self, c: Container, shim_dir: Path) -> None:
+        """skiffd died between starting a shim and recording the start: adopt or clean up."""
+        try:
+            monitor: socket.socket | None = shim_client.connect(shim_dir)
+        except SkiffError:
+            monitor = None
+        pid = shim_client.read_pid(shim_dir)
+        if monitor is not None and pid:
+            c.set_status(Status.RUNNING)
+            c.state["Pid"] = pid
+            c.state["StartedAt"] = now_rfc3339()
+            c.has_been_started = True
+            self.save(c)
+            log.info("container %s: adopted a start that was not recorded (pid %s)", c.id[:12], pid)
+            self._watch(c, monitor)
+            self._start_health(c)
+            return
+        if monitor is not None:
+            monitor.close()
+        # no process worth keeping: make sure nothing of it is left behind
+        if os.path.exists(os.path.join(self.runtime_root, c.id)):
+            self.runtime_cmd(c, "kill", c.id, "KILL", check=False)
+        self.runtime_delete(c)
+        self.unmount_rootfs(c)
+        shutil.rmtree(shim_dir, ignore_errors=True)
+
+    # ---- stop / kill -------------------------------------------------------------------
+    def kill(self, ref: str, sig: str | int | None = None) -> None:
+        c = self.get(ref)
+        signum = oci.parse_signal(sig, _signal.SIGKILL)
+        with c.lock:
+            if not c.state["Running"] or c.status is Status.RESTARTING:
+                raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+            if signum == oci.parse_signal(c.config.get("StopSignal") or "SIGTERM"):
+                c.manually_stopped = True  # like dockerd: the stop signal means "do not restart"
+            self.runtime_cmd(c, "kill", c.id, str(signum))
+        self.event(c, "kill", signal=str(signum))
+
+    def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> bool:
+        """Returns False when the container was not running (docker answers 304)."""
+        c = self.get(ref)
+        with c.lock:
+            if c.restart_timer is not None:
+                c.restart_timer.cancel()
+                c.restart_timer = None
+            c.manually_stopped = True
+            if c.status is Status.RESTARTING:
+                c.set_status(Status.EXITED)
+                self.save(c)
+                c.changed.notify_all()
+                return True
+            if not c.state["Running"]:
+                self.save(c)
+                return False
+            self.save(c)
+            seq = c.exit_seq
+            if c.status is Status.PAUSED:
+                self.runtime_cmd(c, "resume", c.id, check=False)
+                c.set_status(Status.RUNNING)
+            stop_signal = oci.parse_signal(sig or c.config.get("StopSignal") or "SIGTERM")
+            if timeout is None:
+                timeout = c.config.get("StopTimeout")
+            if timeout is None:
+                timeout = 10
+            self.runtime_cmd(c, "kill", c.id, str(stop_signal), check=False)
+            self.event(c, "kill", signal=str(stop_signal))
+            deadline = time.monotonic() + (timeout if timeout >= 0 else 1e9)
+            while c.exit_seq == seq and time.monotonic() < deadline:
+                c.changed.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+            if c.exit_seq == seq:
+                self.runtime_cmd(c, "kill", c.id, "KILL", check=False)
+                self.event(c, "kill", signal="9")
+                deadline = time.monotonic() + 30
+                while c.exit_seq == seq and time.monotonic() < deadline:
+                    c.changed.wait(timeout=1.0)
+        self.event(c, "stop")
+        return True
+
+    def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        c = self.get(ref)
+        self.stop(c.id, timeout, sig)
+        self.start(c.id)
+        self.event(c, "restart")
+
+    def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        with c.lock:
+            if c.status is not Status.RUNNING:
+                if c.status is Status.PAUSED:
+                    raise Conflict(f"container {c.id} is already paused")
+                raise Conflict(f"container {c.id} is not running")
+            self.runtime_cmd(c, "pause", c.id)
+            c.set_status(Status.PAUSED)
+            self.save(c)
+        self.event(c, "pause")
+
+    def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        with c.lock:
+            if c.status is not Status.PAUSED:
+                raise Conflict(f"container {c.id} is not paused")
+            self.runtime_cmd(c, "resume", c.id)
+            c.set_status(Status.RUNNING)
+            self.save(c)
+        self.event(c, "unpause")
+
+    # ---- wait --------------------------------------------------------------------------
+    def wait(
+        self, ref: str, condition: str = "not-running", closed: Callable[[], bool] = lambda: False
+    ) -> dict[str, Any]:
+        c = self.get(ref)
+        condition = condition or "not-running"
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        with c.lock:
+            seq = c.exit_seq
+            while not closed():
+                if condition == "removed":
+                    if c.removed:
+                        break
+                elif condition == "next-exit":
+                    if c.exit_seq != seq:
+                        break
+                elif (
+                    not c.state["Running"]
+                    and c.status is not Status.RESTARTING
+                    and c.status is not Status.CREATED
+                ) or (c.status is Status.CREATED and condition == "not-running"):
+                    break
+                c.changed.wait(timeout=1.0)
+            return {"StatusCode": c.state["ExitCode"]}
+
+    # ---- remove / rename / update ------------------------------------------------------
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        with c.lock:
+            if c.removed:
+                return
+            if c.state["Running"] and c.status is not Status.RESTARTING:
+                if not force:
+                    what = "paused" if c.status is Status.PAUSED else "running"
+                    raise Conflict(
+                        f'cannot remove container "/{c.name}": container is {what}: stop the container before removing or force remove'
+                    )
+                c.manually_stopped = True
+                self.save(c)
+                if c.status is Status.PAUSED:
+                    self.runtime_cmd(c, "resume", c.id, check=False)
+                seq = c.exit_seq
+                self.runtime_cmd(c, "kill", c.id, "KILL", check=False)
+                deadline = time.monotonic() + 30
+                while c.exit_seq == seq and time.monotonic() < deadline:
+                    c.changed.wait(timeout=1.0)
+            if c.restart_timer is not None:
+                c.restart_timer.cancel()
+            c.set_status(Status.REMOVING)
+            self.save(c)
+            self.runtime_delete(c)
+            self.unmount_rootfs(c)
+            try:
+                self.images.remove_container_rootfs(c.rootfs_key)
+            except NotFound:
+                pass
+            if self.plumbing is not None:
+                self.plumbing.on_remove(c.id, self.container_dir(c.id), remove_anonymous=volumes)
+            shutil.rmtree(self.run_dir(c.id), ignore_errors=True)
+            shutil.rmtree(self.shim_dir(c.id), ignore_errors=True)
+            shutil.rmtree(self.container_dir(c.id), ignore_errors=True)
+            with self.lock:
+                self.containers.pop(c.id, None)
+                if self.names.get(c.name) == c.id:
+                    self.names.pop(c.name, None)
+                for eid in [e for e, rec in self.execs.items() if rec.container_id == c.id]:
+                    self.execs.pop(eid, None)
+            c.removed = True
+            c.changed.notify_all()
+            for session in c.pending_attach:
+                session.cancel("container removed")
+        self.event(c, "destroy")
+
+    def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        new_name = new_name.lstrip("/")
+        if not new_name or not set(new_name) <= VALID_NAME:
+            raise InvalidArgument(
+                f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
+        with self.lock:
+            if new_name in self.names:
+                raise Conflict(
+                    f'Conflict. The container name "/{new_name}" is already in use by container "{self.names[new_name]}". '
+                    "You have to remove (or rename) that container to be able to reuse that name."
+                )
+            old = c.name
+            self.names.pop(old, None)
+            self.names[new_name] = c.id
+            c.name = new_name
+        with c.lock:
+            self.save(c)
+        self.event(c, "rename", oldName="/" + old)
+
+    def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        c = self.get(ref)
+        keys = (
+            "Memory",
+            "MemorySwap",
+            "MemoryReservation",
+            "NanoCpus",
+            "CpuShares",
+            "CpuQuota",
+            "CpuPeriod",
+            "CpusetCpus",
+            "CpusetMems",
+            "PidsLimit",
+            "BlkioWeight",
+        )
+        with c.lock:
+            new = dict(c.host_config)
+            for k in keys:
+                if k in body and body[k] not in (None, ""):
+                    if body[k] == 0 and k != "PidsLimit":
+                        continue
+                    new[k] = body[k]
+            if (
+                body.get("Memory")
+                and not body.get("MemorySwap")
+                and c.host_config.get("MemorySwap", 0) not in (0, -1)
+                and int(body["Memory"]) > int(c.host_config["MemorySwap"])
+            ):
+                raise InvalidArgument(
+                    "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"
+                )
+            if (
+                "RestartPolicy" in body
+                and body["RestartPolicy"]
+                and body["RestartPolicy"].get("Name")
+            ):
+                new["RestartPolicy"] = {
+                    "Name": body["RestartPolicy"]["Name"],
+                    "MaximumRetryCount": int(body["RestartPolicy"].get("MaximumRetryCount") or 0),
+                }
+            res = oci.resources(new)
+            if c.state["Running"]:
+                res.pop("devices", None)
+                self.runtime_cmd(
+                    c, "update", "--resources", "-", c.id, input=json.dumps(res).encode()
+                )
+            c.host_config = new
+            self.save(c)
+        self.event(c, "update")
+        return []
+
+    # ---- attach ------------------------------------------------------------------------
+    def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool) -> AttachSession:
+        c = self.get(ref)
+        want = (shim_client.WANT_STDOUT if stdout else 0) | (
+            shim_client.WANT_STDERR if stderr else 0
+        )
+        session = AttachSession(want, stdin)
+        with c.lock:
+            if c.state["Running"] and c.status is not Status.RESTARTING:
+                session.connect(self.shim_dir(c.id))
+            else:
+                c.pending_attach.append(session)
+        self.event(c, "attach")
+        return session
+
+    def detach_pending(self, ref: str, session: AttachSession) -> None:
+        try:
+            c = self.get(ref)
+        except NotFound:
+            return
+        with c.lock:
+            if session in c.pending_attach:
+                c.pending_attach.remove(session)
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.state["Running"]:
+            raise Conflict(f"Container {c.id} is not running")
+        self._send_resize(self.shim_dir(c.id), height, width)
+
+    @staticmethod
+    def _send_resize(shim_dir: Path, height: int, width: int) -> None:
+        sock = shim_client.connect(shim_dir, 0, timeout=5)
+        try:
+            sock.sendall(shim_client.frame(shim_client.RESIZE, f"{height} {width}".encode()))
+        finally:
+            sock.close()
+
+    # ---- exec --------------------------------------------------------------------------
+    def exec_create(self, ref: str, body: dict[str, Any]) -> ExecRecord:
+        c = self.get(ref)
+        if not c.state["Running"] or c.status is Status.RESTARTING:
+            raise Conflict(f"Container {c.id} is not running")
+        if c.status is Status.PAUSED:
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if not body.get("Cmd"):
+            raise InvalidArgument("No exec command specified")
+        eid = secrets.token_hex(32)
+        rec = ExecRecord(id=eid, container_id=c.id, config=dict(body))
+        with self.lock:
+            self.execs[eid] = rec
+        self.event(c, f"exec_create: {' '.join(body['Cmd'])}", execID=eid)
+        return rec
+
+    def exec_get(self, eid: str) -> ExecRecord:
+        with self.lock:
+            rec = self.execs.get(eid)
+            if rec is None:
+                matches = [r for k, r in self.execs.items() if k.startswith(eid)] if eid else []
+                if len(matches) == 1:
+                    return matches[0]
+                raise NotFound(f"No such exec instance: {eid}")
+            return rec
+
+    def exec_shim_dir(self, rec: ExecRecord) -> Path:
+        return self.exec_root / "shims" / ("x" + rec.id[:31])
+
+    def exec_start(
+        self, eid: str, *, detach: bool, tty: bool | None = None
+    ) -> AttachSession | None:
+        rec = self.exec_get(eid)
+        c = self.get(rec.container_id)
+        if rec.started:
+            raise Conflict(f"exec {eid} has already been started")
+        if not c.state["Running"]:
+            raise Conflict(f"Container {c.id} is not running")
+        rec.started = True
+        cfg = rec.config
+        if tty is not None and "Tty" not in cfg:
+            cfg["Tty"] = tty
+        rootfs = str(self.rootfs_dir(c.id))
+        env = oci.merge_env(c.config.get("Env") or [], cfg.get("Env") or [])
+        caps = oci.capabilities(
+            {
+                **c.host_config,
+                "Privileged": cfg.get("Privileged") or c.host_config.get("Privileged"),
+            }
+        )
+        process = {
+            "terminal": bool(cfg.get("Tty")),
+            "user": oci.resolve_user(rootfs, cfg.get("User") or c.config.get("User") or ""),
+            "args": list(cfg["Cmd"]),
+            "env": env
+            + (
+                ["TERM=xterm"]
+                if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env)
+                else []
+            ),
+            "cwd": cfg.get("WorkingDir") or c.config.get("WorkingDir") or "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        }
+        sdir = self.exec_shim_dir(rec)
+        sdir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._exec_spawn(c, rec, sdir, process, attach=not detach)
+        except BaseException:
+            rec.running = False
+            rec.done.set()
+            shutil.rmtree(sdir, ignore_errors=True)
+            raise
+
+    def _exec_spawn(
+        self, c: Container, rec: ExecRecord, sdir: Path, process: dict[str, Any], attach: bool
+    ) -> AttachSession | None:
+        cfg = rec.config
+        write_json_atomic(sdir / "process.json", process, durable=False)
+        launch = shim_client.spawn(
+            shim_client.ShimSpec(
+                shim_dir=sdir,
+                runtime=self.runtimes.path(c.runtime),
+                runtime_root=self.runtime_root,
+                process_id=c.id,
+                exec_process=str(sdir / "process.json"),
+                tty=bool(cfg.get("Tty")),
+                stdin=bool(cfg.get("AttachStdin")) and attach,
+                wait_start=True,
+            )
+        )
+        launch.expect_ready()
+        session = None
+        if attach:
+            want = (shim_client.WANT_STDOUT if cfg.get("AttachStdout", True) else 0) | (
+                shim_client.WANT_STDERR if cfg.get("AttachStderr", True) else 0
+            )
+            session = AttachSession(want, bool(cfg.get("AttachStdin")))
+            session.connect(sdir)
+        monitor = shim_client.connect(sdir)
+        monitor.sendall(shim_client.frame(shim_client.START))
+        try:
+            rec.pid = launch.expect_pid()
+        except SkiffError as err:
+            rec.exit_code = (
+                126
+                if "permission denied" in err.message
+                else 127
+                if ("not found" in err.message or "no such file" in err.message)
+                else 126
+            )
+            rec.done.set()
+            monitor.close()
+            if session and session.sock:
+                session.sock.close()
+            shutil.rmtree(sdir, ignore_errors=True)
+            raise FailedPrecondition(f"OCI runtime exec failed: {err.message}") from err
+        rec.running = True
+        self.event(c, f"exec_start: {' '.join(cfg['Cmd'])}", execID=rec.id)
+
+        def watch() -> None:
+            while True:
+                f = shim_client.read_frame(monitor)
+                if f is None or f[0] == shim_client.EXIT:
+                    break
+            monitor.close()
+            exit_rec = None
+            for _ in range(50):
+                exit_rec = shim_client.read_exit(sdir)
+                if exit_rec is not None:
+                    break
+                time.sleep(0.05)
+            rec.exit_code = int(exit_rec["exit_code"]) if exit_rec else 255
+            rec.running = False
+            rec.done.set()
+            self.event(c, "exec_die", execID=rec.id, exitCode=str(rec.exit_code))
+            shutil.rmtree(sdir, ignore_errors=True)
+
+        threading.Thread(target=watch, name=f"exec-{rec.id[:12]}", daemon=True).start()
+        return session
+
+    def exec_resize(self, eid: str, height: int, width: int) -> None:
+        rec = self.exec_get(eid)
+        if not rec.running:
+            raise Conflict(f"exec {eid} is not running")
+        self._send_resize(self.exec_shim_dir(rec), height, width)
+
+    def exec_run_sync(self, c: Container, cmd: list[str], timeout: float) -> tuple[int, bytes]:
+        """Run a command in the container and collect its output (for healthchecks)."""
+        rootfs = str(self.rootfs_dir(c.id))
+        process = {
+            "terminal": False,
+            "user": oci.resolve_user(rootfs, c.config.get("User") or ""),
+            "args": cmd,
+            "env": list(c.config.get("Env") or []),
+            "cwd": c.config.get("WorkingDir") or "/",
+        }
+        path = self.run_dir(c.id) / f"health-{secrets.token_hex(4)}.json"
+        write_json_atomic(path, process, durable=False)
+        try:
+            res = subprocess.run(
+                [
+                    self.runtimes.path(c.runtime),
+                    "--root",
+                    self.runtime_root,
+                    "exec",
+                    "--process",
+                    str(path),
+                    c.id,
+                ],
+                capture_output=True,
+                timeout=timeout,
+            )
+            return res.returncode, res.stdout + res.stderr
+        except subprocess.TimeoutExpired:
+            return -1, f"Health check exceeded timeout ({timeout}s)".encode()
+        finally:
+            path.unlink(missing_ok=True)
+
+    # ---- healthchecks ------------------------------------------------------------------
+    def _start_health(self, c: Container) -> None:
+        hcfg = c.config.get("Healthcheck") or {}
+        test = hcfg.get("Test") or []
+        if not test or test[0] == "NONE":
+            return
+        if test[0] == "CMD-SHELL":
+            cmd = ["/bin/sh", "-c", " ".join(test[1:])]
+        elif test[0] == "CMD":
+            cmd = list(test[1:])
+        else:
+            cmd = list(test)
+        interval = (hcfg.get("Interval") or 30_000_000_000) / 1e9
+        timeout = (hcfg.get("Timeout") or 30_000_000_000) / 1e9
+        retries = hcfg.get("Retries") or 3
+        start_period = (hcfg.get("StartPeriod") or 0) / 1e9
+        stop = threading.Event()
+        c.health_stop = stop
+        c.state["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
+        started = time.monotonic()
+
+        def run() -> None:
+            while not stop.wait(interval):
+                begin = now_rfc3339()
+                try:
+                    code, out = self.exec_run_sync(c, cmd, timeout)
+                except (SkiffError, OSError) as err:
+                    code, out = -1, str(err).encode()
+                with c.lock:
+                    if stop.is_set():
+                        return
+                    health = c.state["Health"]
+                    health["Log"] = [
+                        *health["Log"][-4:],
+                        {
+                            "Start": begin,
+                            "End": now_rfc3339(),
+                            "ExitCode": code,
+                            "Output": out.decode(errors="replace")[:4096],
+                        },
+                    ]
+                    old = health["Status"]
+                    if code == 0:
+                        health["FailingStreak"] = 0
+                        health["Status"] = "healthy"
+                    elif time.monotonic() - started >= start_period:
+                        health["FailingStreak"] += 1
+                        if health["FailingStreak"] >= retries:
+                            health["Status"] = "unhealthy"
+                    self.save(c)  # the log changes on every probe
+                    if health["Status"] != old:
+                        self.event(c, f"health_status: {health['Status']}")
+
+        threading.Thread(target=run, name=f"health-{c.id[:12]}", daemon=True).start()
+
+    # ---- top / stats / changes ---------------------------------------------------------
+    def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
+        c = self.get(ref)
+        if not c.state["Running"]:
+            raise Conflict(f"Container {c.id} is not running")
+        res = self.runtime_cmd(c, "ps", "--format", "json", c.id)
+        pids = {int(p) for p in json.loads(res.stdout or b"[]")}
+        out = subprocess.run(["ps", *(ps_args or "-ef").split()], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise InvalidArgument(f"Error running ps: {out.stderr.strip()}")
+        lines = out.stdout.splitlines()
+        if not lines:
+            return {"Titles": [], "Processes": []}
+        titles = lines[0].split()
+        if "PID" not in titles:
+            raise InvalidArgument("Couldn't find PID field in ps output")
+        pid_index = titles.index("PID")
+        procs = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if (
+                len(fields) > pid_index
+                and fields[pid_index].isdigit()
+                and int(fields[pid_index]) in pids
+            ):
+                procs.append(fields)
+        return {"Titles": titles, "Processes": procs}
+
+    def _cgroup_dirs(self, c: Container, controller: str) -> list[str]:
+        """The container's cgroup directory for a v1 controller (relative to skiffd's own)."""
+        own = ""
+        try:
+            with open("/proc/self/cgroup") as f:
+                for line in f:
+                    _, ctrls, path = line.rstrip("\n").split(":", 2)
+                    if controller in ctrls.split(","):
+                        own = path
+        except OSError:
+            return []
+        base = f"/sys/fs/cgroup/{controller}"
+        candidates = [os.path.join(base + own, "skiff", c.id), os.path.join(base, "skiff", c.id)]
+        if c.state.get("Pid"):
+            try:
+                with open(f"/proc/{c.state['Pid']}/cgroup") as f:
+                    for line in f:
+                        _, ctrls, path = line.rstrip("\n").split(":", 2)
+                        if controller in ctrls.split(","):
+                            candidates.insert(0, base + path)
+            except OSError:
+                pass
+        return [p for p in candidates if os.path.isdir(p)]
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        from skiff.engine.stats import collect
+
+        c = self.get(ref)
+        return collect(c, self._cgroup_dirs)
+
+    def changes(self, ref: str) -> list[dict[str, Any]]:
+        c = self.get(ref)
+        return list(self.images.changes(c.rootfs_key))
+
+    def export(self, ref: str, out: Any) -> None:
+        c = self.get(ref)
+        self.images.export_container(c.rootfs_key, out)
+        self.event(c, "export")
+
+    def rootfs_for_archive(self, ref: str) -> tuple[Container, str, bool]:
+        """The container's mounted rootfs; the flag says whether the caller must unmount it."""
+        c = self.get(ref)
+        with c.lock:
+            if c.state["Running"]:
+                return c, str(self.rootfs_dir(c.id)), False
+            return c, self.mount_rootfs(c), True
+
+    def release_archive_rootfs(self, c: Container) -> None:
+        with c.lock:
+            if not c.state["Running"]:
+                self.unmount_rootfs(c)
+
+    def commit(
+        self,
+        ref: str,
+        *,
+        repo_ref: str | None,
+        config: dict[str, Any] | None,
+        comment: str,
+        author: str,
+        changes: list[str],
+        pause: bool,
+    ) -> str:
+        c = self.get(ref)
+        paused_here = False
+        if pause and c.status is Status.RUNNING:
+            self.runtime_cmd(c, "pause", c.id, check=False)
+            paused_here = True
+        try:
+            merged = dict(c.config)
+            for k in (
+                "Hostname",
+                "Domainname",
+                "AttachStdin",
+                "AttachStdout",
+                "AttachStderr",
+                "Image",
+            ):
+                merged.pop(k, None)
+            if config:
+                merged.update({k: v for k, v in config.items() if v not in (None, "", [], {})})
+            image_id: str = self.images.commit(
+                c.rootfs_key,
+                c.image_id,
+                ref=repo_ref,
+                config=merged,
+                comment=comment,
+                author=author,
+                changes=changes,
+            )
+        finally:
+            if paused_here:
+                self.runtime_cmd(c, "resume", c.id, check=False)
+        self.event(c, "commit")
+        return image_id
+
+    def in_use_images(self) -> set[str]:
+        return {c.image_id for c in self.all()}
+
+    def prune(self, accept: Callable[[Container], bool]) -> tuple[list[str], int]:
+        removed = []
+        for c in self.all():
+            if c.state["Running"] or c.status is Status.RESTARTING or not accept(c):
+                continue
+            try:
+                self.remove(c.id)
+                removed.append(c.id)
+            except SkiffError:
+                continue
+        return removed, 0
+
+    def shutdown(self) -> None:
+        """skiffd is stopping: containers keep running under their shims; timers stop."""
+        for c in self.all():
+            if c.restart_timer is not None:
+                c.restart_timer.cancel()
+            if c.health_stop is not None:
+                c.health_stop.set()
+
+    def logs(self, ref: str, **kwargs: Any) -> tuple[Container, Iterator[tuple[str, str, bytes]]]:
+        from skiff.engine.logs import read_logs
+
+        c = self.get(ref)
+        if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
+            raise InvalidArgument(
+                'configured logging driver does not support reading: the "none" driver keeps no logs'
+            )
+
+        def running() -> bool:
+            return bool(c.state["Running"] or c.status is Status.RESTARTING) and not c.removed
+
+        return c, read_logs(self.log_path(c), still_running=running, **kwargs)
+
+
+def _parse_ts(text: str) -> float:
+    from skiff.engine.logs import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError:
+        return 0.0
