@@ -129,6 +129,8 @@ def load_config(args: argparse.Namespace) -> dict[str, Any]:
         "runtimes": runtimes,
         "group": args.group or cfg.get("group"),
         "bridge": args.bridge or cfg.get("bridge") or "skiff0",
+        "insecure_registries": list(cfg.get("insecure-registries") or []),
+        "registry_mirrors": list(cfg.get("registry-mirrors") or []),
         "bip": args.bip or cfg.get("bip"),
         "icc": (args.icc or str(cfg.get("icc", "true")).lower()) != "false",
         "tlsverify": args.tlsverify or bool(cfg.get("tlsverify")),
@@ -224,6 +226,8 @@ def serve(cfg: dict[str, Any]) -> int:
         events=events,
     )
     engine.plumbing = open_plumbing(cfg, data_root, exec_root)
+    engine.registry.insecure = cfg["insecure_registries"]
+    engine.registry.mirrors = cfg["registry_mirrors"]
     engine.load_and_reconcile()
     id_file = data_root / "engine-id"
     if not id_file.exists():

@@ -25,6 +25,7 @@ from typing import Any
 from skiff.engine import oci, shim_client
 from skiff.engine.events import EventBus
 from skiff.engine.plumbing import Plumbing
+from skiff.engine.registry import RegistryConfig
 from skiff.engine.state import (
     ZERO_TIME,
     Container,
@@ -113,6 +114,7 @@ class Engine:
         self.runtime_root = str(exec_root / "runtime")
         # networks and volumes (issue 6); the daemon wires them in, tests may leave them out
         self.plumbing: Plumbing | None = None
+        self.registry = RegistryConfig()
 
     # ---- paths -------------------------------------------------------------------------
     def container_dir(self, cid: str) -> Path:
