@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
-# The demo: a busybox container run by skiff-runtime from an OCI bundle made on the spot.
-# (Grows into "start skiffd, bootstrap the busybox image, docker run" as the daemon lands.)
+# The demo: start skiffd (if it is not running), make the busybox image offline from the host's
+# static busybox, and run a container with the real docker CLI and with skiff.
 set -euo pipefail
-VENV=${SKIFF_VENV:-/opt/skiff/venv}
-work=$(mktemp -d /tmp/skiff-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-"$VENV/bin/python" - "$work" <<'PY'
-import sys, pathlib
-from skiff.images.bootstrap import build_busybox_rootfs
-build_busybox_rootfs(pathlib.Path(sys.argv[1]) / "rootfs")
-PY
-cd "$work"
-skiff-runtime spec
-skiff-runtime run demo-$$ --bundle "$work" </dev/null || true
+SOCK=${SKIFF_SOCK:-/run/skiff/skiff.sock}
+export DOCKER_HOST=unix://$SOCK SKIFF_HOST=unix://$SOCK
+LOG=/var/log/skiffd.log
+
+if ! skiff version >/dev/null 2>&1; then
+    echo "demo: starting skiffd (log: $LOG)"
+    # shellcheck disable=SC2086
+    nohup skiffd -H "unix://$SOCK" ${SKIFFD_FLAGS:-} >>"$LOG" 2>&1 &
+    for _ in $(seq 1 100); do
+        skiff version >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+fi
+skiff version
+
+if ! skiff image inspect busybox:latest >/dev/null 2>&1; then
+    skiff image bootstrap busybox
+fi
+
+echo "demo: docker run --rm busybox (the docker CLI, against skiffd)"
+if command -v docker >/dev/null; then
+    docker run --rm busybox sh -c 'echo "hello from $(hostname), a skiff container: $(uname -sr)"'
+fi
+echo "demo: skiff run --rm busybox"
+skiff run --rm busybox sh -c 'echo "hello from skiff: pid $$, $(id)"; ip -o -4 addr show eth0 | cut -d" " -f2,7'
+skiff ps -a
+echo "demo: skiffd keeps running on $SOCK; try: skiff run -it busybox sh"

@@ -51,6 +51,20 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# The per-container shim (conmon-like: keeps a container's stdio, log and exit code while skiffd
+# is away; ~1 MB per container instead of a Python process) and the --init reaper, in C.
+LIBEXEC=${SKIFF_LIBEXEC:-/usr/local/lib/skiff}
+mkdir -p "$LIBEXEC"
+shim_src="$here/src/skiff/engine/shim"
+if [ ! -x "$LIBEXEC/skiff-shim" ] || [ "$shim_src/shim.c" -nt "$LIBEXEC/skiff-shim" ]; then
+    echo "install: skiff-shim into $LIBEXEC"
+    gcc -O2 -Wall -o "$LIBEXEC/skiff-shim.tmp" "$shim_src/shim.c" && mv "$LIBEXEC/skiff-shim.tmp" "$LIBEXEC/skiff-shim"
+fi
+if [ ! -x "$LIBEXEC/skiff-init" ] || [ "$shim_src/init.c" -nt "$LIBEXEC/skiff-init" ]; then
+    echo "install: skiff-init into $LIBEXEC"
+    gcc -O2 -Wall -static -o "$LIBEXEC/skiff-init.tmp" "$shim_src/init.c" && mv "$LIBEXEC/skiff-init.tmp" "$LIBEXEC/skiff-init"
+fi
+
 # Byte-compile skiff so start-up never pays for compiling (PYTHONDONTWRITEBYTECODE=1 environments
 # still read .pyc files; they just never write them).
 "$VENV/bin/python" -m compileall -q -j 0 "$here/src/skiff" >/dev/null || true

@@ -232,6 +232,29 @@ def register(router: Router, engine: Engine, events: EventBus) -> None:
             return Response(200, stream=registry.stream(work))
         raise InvalidArgument("fromImage or fromSrc is required")
 
+    def bootstrap(req: Request) -> Response:
+        """skiff's own endpoint: a base image made on this host, with no network."""
+        distro = req.arg("distro")
+        tag_ = req.arg("tag")
+        suite = req.arg("suite") or "bookworm"
+        if distro not in ("busybox", "debian"):
+            raise InvalidArgument(f"bootstrap: unknown base {distro!r} (busybox or debian)")
+
+        def work() -> str:
+            if distro == "busybox":
+                return str(store().bootstrap_busybox(tag_ or "busybox:latest"))
+            return str(store().bootstrap_debian(suite, tag_ or f"debian:{suite}"))
+
+        from skiff.engine import registry
+
+        def run(progress: Any) -> None:
+            progress({"status": f"Bootstrapping {distro} from this host"})
+            image_id = work()
+            events.publish("image", "import", image_id, {"name": tag_ or distro})
+            progress({"status": f"Built {image_id}"})
+
+        return Response(200, stream=registry.stream(run))
+
     def push(req: Request) -> Response:
         from skiff.engine import registry
 
@@ -272,6 +295,7 @@ def register(router: Router, engine: Engine, events: EventBus) -> None:
     r = router.add
     r("GET", "/images/json", list_)
     r("POST", "/images/create", create)
+    r("POST", "/skiff/images/bootstrap", bootstrap)
     r("POST", "/images/load", load)
     r("GET", "/images/get", get_many)
     r("POST", "/images/prune", prune)

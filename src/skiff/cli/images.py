@@ -674,3 +674,36 @@ def import_(ctx: Context, argv: list[str]) -> int:
         return 0
     progress.show(iter_json_messages(resp))
     return 0
+
+
+BOOTSTRAP = Command(
+    "bootstrap",
+    "Build a base image offline: busybox from the host's static busybox, or debian with debootstrap",
+    usage="[OPTIONS] busybox|debian [SUITE]",
+    flags=[
+        Flag(
+            "tag",
+            "t",
+            kind=STR,
+            default="",
+            help="Name the image (default busybox:latest / debian:SUITE)",
+        )
+    ],
+    example="skiff image bootstrap busybox",
+    min_args=1,
+    max_args=2,
+)
+
+
+def bootstrap(ctx: Context, argv: list[str]) -> int:
+    from skiff.cli import progress
+
+    opts, args = BOOTSTRAP.parse(argv)
+    params = {
+        "distro": args[0],
+        "suite": args[1] if len(args) > 1 else None,
+        "tag": opts.tag or None,
+    }
+    resp = ctx.client.request("POST", "/skiff/images/bootstrap", params)
+    progress.show(iter_json_messages(resp), out=sys.stdout, quiet=False)
+    return 0

@@ -127,6 +127,7 @@ GROUPS: dict[str, dict[str, tuple[str, str, str]]] = {
         "prune": ("containers", "prune", "Remove all stopped containers"),
     },
     "image": {
+        "bootstrap": ("images", "bootstrap", "Build a base image offline (busybox, debian)"),
         "build": VERBS["build"],
         "history": VERBS["history"],
         "import": VERBS["import"],
