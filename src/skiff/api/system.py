@@ -191,10 +191,7 @@ def register(router: Router, engine: Engine, events: EventBus, info_extra: dict[
                 "RuncCommit": {"ID": ""},
                 "InitCommit": {"ID": ""},
                 "SecurityOptions": [],
-                "Warnings": [
-                    "WARNING: bridge networking is not available yet in skiffd: containers in the default network get a private network namespace with only the loopback interface",
-                    "WARNING: no default seccomp profile: containers run without seccomp unless --security-opt seccomp=<profile.json> is given",
-                ],
+                "Warnings": _warnings(engine),
             }
         )
 
@@ -269,6 +266,21 @@ def register(router: Router, engine: Engine, events: EventBus, info_extra: dict[
     r("GET", "/events", events_)
     r("GET", "/system/df", df)
     r("POST", "/auth", auth)
+
+
+def _warnings(engine: Engine) -> list[str]:
+    out = []
+    plumbing = getattr(engine, "plumbing", None)
+    if plumbing is None or getattr(plumbing, "networking", None) is None:
+        out.append(
+            "WARNING: bridge networking is disabled: containers in the default network get a "
+            "private network namespace with only the loopback interface"
+        )
+    out.append(
+        "WARNING: no default seccomp profile: containers run without seccomp unless "
+        "--security-opt seccomp=<profile.json> is given"
+    )
+    return out
 
 
 def _arch() -> str:

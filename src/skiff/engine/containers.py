@@ -130,6 +130,28 @@ class Engine:
     def rootfs_dir(self, cid: str) -> Path:
         return self.run_dir(cid) / "rootfs"
 
+    @staticmethod
+    def log_rotation(host_config: dict[str, Any]) -> tuple[int, int]:
+        """json-file's max-size and max-file options → (bytes, files); (0, 1) = no rotation."""
+        opts = dict((host_config.get("LogConfig") or {}).get("Config") or {})
+        for opt in opts:
+            if opt not in ("max-size", "max-file", "tag"):  # json-file ignores tag
+                raise NotImplementedYet(
+                    f"log option {opt!r}: not available in skiffd's json-file driver (max-size, max-file are)"
+                )
+        size = oci.parse_memory_size(opts["max-size"]) if opts.get("max-size") else 0
+        if size < 0:
+            raise InvalidArgument(f"invalid max-size: {opts['max-size']!r}")
+        try:
+            files = int(opts.get("max-file") or 1)
+        except ValueError:
+            raise InvalidArgument(f"invalid max-file: {opts['max-file']!r}") from None
+        if files < 1:
+            raise InvalidArgument("max-file cannot be less than 1")
+        if files > 1 and not size:
+            raise InvalidArgument("max-file can only be used together with max-size")
+        return size, files
+
     def log_path(self, c: Container) -> str:
         return str(self.container_dir(c.id) / f"{c.id}-json.log")
 
@@ -178,16 +200,16 @@ class Engine:
             host_config["NetworkMode"] = "default"
         host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
         if not (host_config.get("LogConfig") or {}).get("Type"):
-            host_config["LogConfig"] = {"Type": "json-file", "Config": {}}
+            # the CLI sends Type "" with the --log-opt options: the default driver takes them
+            host_config["LogConfig"] = {
+                "Type": "json-file",
+                "Config": (host_config.get("LogConfig") or {}).get("Config") or {},
+            }
         if host_config["LogConfig"]["Type"] not in ("json-file", "none"):
             raise NotImplementedYet(
                 f"logging driver {host_config['LogConfig']['Type']!r}: skiffd supports json-file and none"
             )
-        for opt in host_config["LogConfig"].get("Config") or {}:
-            if opt != "tag":  # json-file ignores tag; rotation and attrs are not built
-                raise NotImplementedYet(
-                    f"log option {opt!r}: not available yet in skiffd's json-file driver (no rotation, compression or attrs)"
-                )
+        self.log_rotation(host_config)  # validates the options
         rp = host_config.get("RestartPolicy") or {}
         host_config["RestartPolicy"] = {
             "Name": rp.get("Name") or "no",
@@ -207,7 +229,9 @@ class Engine:
         mode = host_config["NetworkMode"]
         if self.plumbing is not None and self.plumbing.networking is not None:
             self.plumbing.validate(host_config)
-        elif mode not in ("default", "bridge", "host", "none") and not mode.startswith("container:"):
+        elif mode not in ("default", "bridge", "host", "none") and not mode.startswith(
+            "container:"
+        ):
             raise NotImplementedYet(
                 f"network mode {mode!r}: user-defined networks need skiffd's networking"
             )
@@ -461,7 +485,9 @@ class Engine:
             )
             if volume_mounts:
                 taken = {m["destination"] for m in volume_mounts}
-                spec["mounts"] = [m for m in spec["mounts"] if m["destination"] not in taken] + volume_mounts
+                spec["mounts"] = [
+                    m for m in spec["mounts"] if m["destination"] not in taken
+                ] + volume_mounts
             bundle = self.run_dir(c.id) / "bundle"
             bundle.mkdir(parents=True, exist_ok=True)
             write_json_atomic(bundle / "config.json", spec, durable=False)
@@ -476,6 +502,8 @@ class Engine:
                     process_id=c.id,
                     bundle=str(bundle),
                     log_path=None if log_type == "none" else self.log_path(c),
+                    log_max_size=self.log_rotation(hc)[0],
+                    log_max_files=self.log_rotation(hc)[1],
                     tty=bool(c.config.get("Tty")),
                     stdin=bool(c.config.get("OpenStdin")),
                 )

@@ -158,7 +158,9 @@ def remove_networks(data_root: Path, bridge: str) -> None:
             bridges.add(name)
     for b in bridges:
         subprocess.run(["ip", "link", "del", b], capture_output=True)
-    subprocess.run(["nft", "delete", "table", "ip", f"skiff_{bridge}".replace("-", "_")], capture_output=True)
+    subprocess.run(
+        ["nft", "delete", "table", "ip", f"skiff_{bridge}".replace("-", "_")], capture_output=True
+    )
 
 
 def busybox_tar(rootfs: Path) -> bytes:
@@ -185,7 +187,9 @@ def default_runtime_args() -> list[str]:
     """runc is the default runtime of the test daemon unless SKIFF_E2E_RUNTIME names another
     (skiff-runtime is built alongside skiffd and can be mid-change); the other one is added
     by name so `--runtime` picks it (see test_second_runtime)."""
-    default = os.environ.get("SKIFF_E2E_RUNTIME") or ("runc" if os.path.exists(RUNC) else "skiff-runtime")
+    default = os.environ.get("SKIFF_E2E_RUNTIME") or (
+        "runc" if os.path.exists(RUNC) else "skiff-runtime"
+    )
     args = ["--default-runtime", default]
     if os.path.exists(RUNC):
         args += ["--add-runtime", f"runc={RUNC}"]
