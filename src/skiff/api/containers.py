@@ -126,7 +126,9 @@ def all_mounts(engine: Engine, c: Container) -> list[dict[str, Any]]:
 def all_network_settings(engine: Engine, c: Container) -> dict[str, Any]:
     if engine.plumbing is not None:
         running = bool(c.state.get("Running"))
-        settings = engine.plumbing.network_settings(c.id, c.config, c.host_config, running)
+        settings = engine.plumbing.network_settings(
+            c.id, engine.container_dir(c.id), c.config, c.host_config, running
+        )
         if settings is not None:
             return settings
     return network_settings(c)
@@ -702,9 +704,15 @@ def register(router: Router, engine: Engine) -> None:
                     else InvalidArgument(f"extraction point is not a directory: {path}")
                 )
             data = req.body()
-            _extract_in_root(
-                rootfs, path, data, no_overwrite_dir_non_dir=req.flag("noOverwriteDirNonDir")
-            )
+            try:
+                _extract_in_root(
+                    rootfs, path, data, no_overwrite_dir_non_dir=req.flag("noOverwriteDirNonDir")
+                )
+            except (FileNotFoundError, NotADirectoryError) as err:  # the container moved it
+                raise Conflict(
+                    f"extracting into {path} in container {c.name}: {err.strerror}: "
+                    "the path changed during the copy"
+                ) from None
         finally:
             if release:
                 engine.release_archive_rootfs(c)

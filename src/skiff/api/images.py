@@ -208,6 +208,9 @@ def register(router: Router, engine: Engine, events: EventBus) -> None:
             ref = from_image + (
                 ":" + req.arg("tag") if req.arg("tag") and "@" not in from_image else ""
             )
+            from skiff.types.reference import parse_reference
+
+            parse_reference(ref)  # Docker: 400 `invalid reference format` before any stream starts
             try:
                 rec = store().resolve(ref)
             except SkiffError:
@@ -221,7 +224,9 @@ def register(router: Router, engine: Engine, events: EventBus) -> None:
 
                 return Response(200, stream=present())
             from skiff.engine import registry
+            from skiff.types.reference import parse_reference
 
+            parse_reference(ref)  # a bad reference is a 400, not an error inside a 200 stream
             auth = _registry_auth(req)
             platform = req.arg("platform")
 

@@ -108,7 +108,7 @@ def register(router: Router, engine: Any) -> None:
         body = req.json() or {}
         c = engine.get(body.get("Container") or "")
         engine.plumbing.disconnect(
-            c.id, engine.container_dir(c.id), bool(c.state.get("Running")), n.name
+            c.id, engine.container_dir(c.id), bool(c.state.get("Running")), n.name, c.host_config
         )
         engine.events.publish(
             "network", "disconnect", n.id, {"name": n.name, "type": n.driver, "container": c.id}

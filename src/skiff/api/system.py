@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from skiff.api.http import API_VERSION, MIN_API_VERSION, Request, Response, Router, json_response
+from skiff.engine import oci
 from skiff.engine.containers import Engine
 from skiff.engine.events import EventBus
 from skiff.engine.logs import parse_since
@@ -190,7 +191,7 @@ def register(router: Router, engine: Engine, events: EventBus, info_extra: dict[
                 "ContainerdCommit": {"ID": ""},
                 "RuncCommit": {"ID": ""},
                 "InitCommit": {"ID": ""},
-                "SecurityOptions": [],
+                "SecurityOptions": engine.security.security_options(cgroupns=oci.cgroup2_only()),
                 "Warnings": _warnings(engine),
             }
         )
@@ -276,10 +277,8 @@ def _warnings(engine: Engine) -> list[str]:
             "WARNING: bridge networking is disabled: containers in the default network get a "
             "private network namespace with only the loopback interface"
         )
-    out.append(
-        "WARNING: no default seccomp profile: containers run without seccomp unless "
-        "--security-opt seccomp=<profile.json> is given"
-    )
+    if engine.security.seccomp_profile == "unconfined":
+        out.append("WARNING: seccomp-profile is unconfined: containers run without seccomp")
     return out
 
 

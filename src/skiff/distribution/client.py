@@ -553,9 +553,9 @@ class _Puller:
 
     def run(self) -> PullResult:
         ref = self.ref
-        self.progress(f"Pulling from {ref.path}", ref.tag or str(ref.digest))
         reference = str(ref.digest) if ref.digest else (ref.tag or "latest")
         data, media_type, digest = self.fetch_manifest(reference, ref.digest)
+        self.progress(f"Pulling from {ref.path}", ref.tag or str(ref.digest))
         index_digest: Digest | None = None
         index_data: bytes | None = None
         if media_type in mt.INDEXES:

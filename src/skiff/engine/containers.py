@@ -26,6 +26,7 @@ from skiff.engine import oci, shim_client
 from skiff.engine.events import EventBus
 from skiff.engine.plumbing import Plumbing
 from skiff.engine.registry import RegistryConfig
+from skiff.engine.security import SecurityDefaults, idmap_for, seccomp_for
 from skiff.engine.state import (
     ZERO_TIME,
     Container,
@@ -43,6 +44,7 @@ from skiff.errors import (
     NotImplementedYet,
     SkiffError,
 )
+from skiff.types.reference import is_image_id, parse_reference
 
 log = logging.getLogger("skiffd.containers")
 
@@ -115,6 +117,8 @@ class Engine:
         # networks and volumes (issue 6); the daemon wires them in, tests may leave them out
         self.plumbing: Plumbing | None = None
         self.registry = RegistryConfig()
+        # seccomp-profile, no-new-privileges, userns-remap: the daemon sets them from its config
+        self.security = SecurityDefaults()
 
     # ---- paths -------------------------------------------------------------------------
     def container_dir(self, cid: str) -> Path:
@@ -192,6 +196,11 @@ class Engine:
         image_ref = body.get("Image") or ""
         if not image_ref:
             raise InvalidArgument("config: Image is required")
+        _check_image_ref(image_ref)
+        if not isinstance(image_ref, str):
+            raise InvalidArgument("config: Image must be a string")
+        if not is_image_id(image_ref):
+            parse_reference(image_ref)  # Docker: 400 `invalid reference format`, not 404
         record = self.images.resolve(image_ref)
         image_info = self.images.inspect(record.id)
         host_config = dict(body.get("HostConfig") or {})
@@ -241,8 +250,19 @@ class Engine:
         self.runtimes.path(runtime_name)
         host_config["Runtime"] = runtime_name
         # validate what can be validated before anything is written
-        oci.user_mounts(self.plumbing.stripped(host_config) if self.plumbing else host_config)
-        oci.capabilities(host_config)
+        security = oci.security_options(
+            host_config, default_no_new_privileges=self.security.no_new_privileges
+        )
+        idmap = idmap_for(host_config, self.security)
+        if idmap is not None and host_config.get("Privileged"):
+            raise InvalidArgument(
+                "privileged mode is incompatible with user namespaces: "
+                "run the container with --userns=host to use --privileged"
+            )
+        oci.user_mounts(
+            self.plumbing.stripped(host_config) if self.plumbing else host_config, idmap
+        )
+        seccomp_for(security, oci.capabilities(host_config), self.security)
         oci.resources(host_config)
         config = oci.merge_config(image_info.get("Config") or {}, body)
         config["Image"] = image_ref
@@ -310,7 +330,7 @@ class Engine:
             shutil.rmtree(self.container_dir(cid), ignore_errors=True)
             raise
         self.event(c, "create")
-        warnings: list[str] = []
+        warnings: list[str] = list(security.warnings)
         return c, warnings
 
     def _random_name(self) -> str:
@@ -362,7 +382,18 @@ class Engine:
         target = self.rootfs_dir(c.id)
         target.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(target):
-            mount_all(self.images.container_mounts(c.rootfs_key), str(target))
+            mounts = self.images.container_mounts(c.rootfs_key)
+            idmap = idmap_for(c.host_config, self.security)
+            if idmap is not None:
+                from skiff.engine import userns
+
+                mounts = userns.remap_rootfs_mounts(
+                    mounts,
+                    self.data_root / "userns",
+                    idmap,
+                    shifted_marker=self.container_dir(c.id) / "userns-shifted",
+                )
+            mount_all(mounts, str(target))
         return str(target)
 
     def unmount_rootfs(self, c: Container) -> None:
@@ -410,24 +441,37 @@ class Engine:
             )
         return f"/proc/{other.state['Pid']}/ns/{kind}"
 
-    def _seccomp(self, c: Container, caps: list[str]) -> dict[str, Any] | None:
-        for opt in c.host_config.get("SecurityOpt") or []:
-            key, _, value = opt.partition("=") if "=" in opt else opt.partition(":")
-            if key == "seccomp":
-                if value == "unconfined":
-                    return None
-                from skiff.linux.seccomp_docker import docker_profile_to_oci
+    def _seccomp(self, opts: oci.SecurityOptions, caps: list[str]) -> dict[str, Any] | None:
+        """The container's OCI seccomp section: the daemon's default profile (skiff's builtin,
+        Docker's semantics) unless --privileged, `seccomp=unconfined` or a profile of its own."""
+        return seccomp_for(opts, caps, self.security)
 
-                try:
-                    profile = json.loads(value)
-                except ValueError:
-                    raise InvalidArgument(
-                        "SecurityOpt seccomp: the profile is not valid JSON"
-                    ) from None
-                return docker_profile_to_oci(profile, caps, os.uname().machine)
-            if key not in ("label", "apparmor", "no-new-privileges"):
-                raise InvalidArgument(f"invalid --security-opt: {opt!r}")
-        return None
+    def _give_to_remapped_root(self, c: Container, volume_mounts: list[dict[str, Any]]) -> None:
+        """userns-remap: the files skiffd writes for the container and its fresh volumes belong
+        to the container's root, and the directories above them can be traversed by it."""
+        from skiff.engine import userns
+
+        idmap = idmap_for(c.host_config, self.security)
+        if idmap is None:
+            return
+        for d in (self.data_root, self.data_root / "containers", self.container_dir(c.id)):
+            userns.make_traversable(d)
+        for d in (self.exec_root, self.exec_root / "containers", self.run_dir(c.id)):
+            userns.make_traversable(d)
+        files = self.container_dir(c.id) / "etc"
+        if files.is_dir():
+            userns.make_traversable(files)
+            for name in os.listdir(files):
+                userns.give_to_root(str(files / name), idmap)
+        volumes = str(self.data_root / "volumes") + "/"
+        for m in volume_mounts:
+            src = str(m.get("source") or "")
+            if src.startswith(volumes) and os.path.isdir(src) and os.stat(src).st_uid == 0:
+                userns.give_to_root(src, idmap)
+                parent = Path(src)
+                while str(parent.parent).startswith(volumes.rstrip("/")):
+                    parent = parent.parent
+                    userns.make_traversable(parent)
 
     # ---- start -------------------------------------------------------------------------
     def start(self, ref: str) -> None:
@@ -470,6 +514,11 @@ class Engine:
                     c.id, c.name, self.container_dir(c.id), rootfs, c.config, hc
                 )
             caps = oci.capabilities(hc)
+            security = oci.security_options(
+                hc, default_no_new_privileges=self.security.no_new_privileges
+            )
+            idmap = idmap_for(hc, self.security)
+            self._give_to_remapped_root(c, volume_mounts)
             spec = oci.build_spec(
                 container_id=c.id,
                 rootfs=rootfs,
@@ -481,7 +530,9 @@ class Engine:
                 pidns_path=self._namespace_path(hc.get("PidMode") or "", "pid"),
                 ipcns_path=self._namespace_path(hc.get("IpcMode") or "", "ipc"),
                 init_binary=shim_client.find_init() if hc.get("Init") else None,
-                seccomp=self._seccomp(c, caps),
+                seccomp=self._seccomp(security, caps),
+                security=security,
+                idmap=idmap,
             )
             if volume_mounts:
                 taken = {m["destination"] for m in volume_mounts}
@@ -694,6 +745,10 @@ class Engine:
             if not (c.state["Running"] or c.status is Status.RESTARTING):
                 if shim_dir.exists():
                     self._reconcile_unrecorded_start(c, shim_dir)
+                elif os.path.ismount(self.rootfs_dir(c.id)):
+                    # skiffd died between mounting the rootfs and starting the shim
+                    self.runtime_delete(c)
+                    self.unmount_rootfs(c)
                 return
             try:
                 monitor = shim_client.connect(shim_dir)
@@ -1013,12 +1068,37 @@ class Engine:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
         if not body.get("Cmd"):
             raise InvalidArgument("No exec command specified")
+        self._check_exec_userns(c)
         eid = secrets.token_hex(32)
         rec = ExecRecord(id=eid, container_id=c.id, config=dict(body))
         with self.lock:
             self.execs[eid] = rec
         self.event(c, f"exec_create: {' '.join(body['Cmd'])}", execID=eid)
         return rec
+
+    def _check_exec_userns(self, c: Container) -> None:
+        """A remapped container that joined a namespace by path (the network namespace skiffd's
+        networking made, `container:` modes) cannot be exec'd into: runtimes enter the user
+        namespace first and may then not enter a namespace the host's user namespace owns.
+        (dockerd lets runc create the netns inside the container's user namespace and
+        configures it from a prestart hook; skiff's networking does not do that yet.)"""
+        if idmap_for(c.host_config, self.security) is None:
+            return
+        try:
+            spec = json.loads((self.run_dir(c.id) / "bundle" / "config.json").read_text())
+        except (OSError, ValueError):
+            return
+        joined = [
+            n["type"]
+            for n in spec.get("linux", {}).get("namespaces", [])
+            if n.get("path") and n.get("type") != "user"
+        ]
+        if joined:
+            raise NotImplementedYet(
+                f"exec in userns-remapped container {c.id[:12]}: it joined the host-owned "
+                f"{', '.join(joined)} namespace(s), which the runtime cannot enter from the "
+                "container's user namespace (run the container with --userns=host to exec into it)"
+            )
 
     def exec_get(self, eid: str) -> ExecRecord:
         with self.lock:
@@ -1066,6 +1146,9 @@ class Engine:
             ),
             "cwd": cfg.get("WorkingDir") or c.config.get("WorkingDir") or "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": oci.security_options(
+                c.host_config, default_no_new_privileges=self.security.no_new_privileges
+            ).no_new_privileges,
         }
         sdir = self.exec_shim_dir(rec)
         sdir.mkdir(parents=True, exist_ok=True)
@@ -1299,8 +1382,16 @@ class Engine:
         c = self.get(ref)
         return list(self.images.changes(c.rootfs_key))
 
+    def _refuse_remapped(self, c: Container, what: str) -> None:
+        if idmap_for(c.host_config, self.security) is not None:
+            raise NotImplementedYet(
+                f"{what} of container {c.id[:12]}: its files are owned by the userns-remap range "
+                "and shifting them back to image ids is not implemented yet"
+            )
+
     def export(self, ref: str, out: Any) -> None:
         c = self.get(ref)
+        self._refuse_remapped(c, "export")
         self.images.export_container(c.rootfs_key, out)
         self.event(c, "export")
 
@@ -1329,6 +1420,7 @@ class Engine:
         pause: bool,
     ) -> str:
         c = self.get(ref)
+        self._refuse_remapped(c, "commit")
         paused_here = False
         if pause and c.status is Status.RUNNING:
             self.runtime_cmd(c, "pause", c.id, check=False)
@@ -1397,6 +1489,17 @@ class Engine:
             return bool(c.state["Running"] or c.status is Status.RESTARTING) and not c.removed
 
         return c, read_logs(self.log_path(c), still_running=running, **kwargs)
+
+
+def _check_image_ref(ref: str) -> None:
+    """Docker's rule: anything that is not an image id (or a prefix of one) must parse as a
+    reference, or the request is a 400 before the image is looked up."""
+    from skiff.types.reference import parse_reference
+
+    bare = ref.removeprefix("sha256:")
+    if bare and len(bare) <= 64 and all(c in "0123456789abcdef" for c in bare):
+        return
+    parse_reference(ref)
 
 
 def _parse_ts(text: str) -> float:

@@ -77,7 +77,16 @@ class Networking:
             ("bridge" if k == "default" else k): v
             for k, v in ((networking_config or {}).get("EndpointsConfig") or {}).items()
         }
+        disconnected = set((networking_config or {}).get("_Disconnected") or [])
         first = mode
+        if first in disconnected or self._net_id(first) in {self._net_id(d) for d in disconnected}:
+            from skiff.linux.netlink import bring_up_loopback
+
+            bring_up_loopback(path)
+            endpoints.pop(first, None)
+            if not endpoints:
+                return NetSetup(path)
+            first = next(iter(endpoints))
         order = [first] + [
             n for n in endpoints if n != first and self._net_id(n) != self._net_id(first)
         ]
@@ -137,19 +146,27 @@ class Networking:
 
     # -- Docker's NetworkSettings ----------------------------------------------------------
     def settings(
-        self, cid: str, config: dict[str, Any], host_config: dict[str, Any], running: bool
+        self,
+        cid: str,
+        config: dict[str, Any],
+        host_config: dict[str, Any],
+        running: bool,
+        networking_config: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         mode = network_mode(host_config)
         eps = {e.network_id: e for e in self.manager.endpoints_of(cid)} if running else {}
         networks: dict[str, Any] = {}
+        nc = networking_config or {}
+        gone = set(nc.get("_Disconnected") or [])
+        configured = {
+            ("bridge" if k == "default" else k): v
+            for k, v in (nc.get("EndpointsConfig") or {}).items()
+        }
         names: list[str] = []
-        if (mode not in ("host", "none") and not mode.startswith("container:")) or mode in (
-            "host",
-            "none",
-        ):
+        if not mode.startswith("container:") and mode not in gone:
             names.append(mode)
-        for extra in host_config.get("_SkiffExtraNetworks") or []:
-            if extra not in names:
+        for extra in configured:
+            if extra not in names and extra not in gone:
                 names.append(extra)
         for e in eps.values():
             with contextlib.suppress(NotFound):
@@ -166,6 +183,9 @@ class Networking:
                 networks[n.name] = self.manager.endpoint_settings(ep)
             else:
                 networks[n.name] = _blank_endpoint(n.id)
+                wanted = configured.get(net_name) or configured.get(n.name) or {}
+                if wanted.get("Aliases"):
+                    networks[n.name]["Aliases"] = list(wanted["Aliases"])
         primary = next(iter(eps.values()), None)
         ports: dict[str, Any] = {}
         for key in config.get("ExposedPorts") or {}:

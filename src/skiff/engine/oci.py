@@ -1,8 +1,10 @@
 """A Docker container's Config + HostConfig → an OCI runtime config.json.
 
 Pure functions over plain dicts (the JSON docker sends and the image config), plus two small
-readers of the container's /etc/passwd and /etc/group. Docker's defaults live here: the 14
-default capabilities, the masked and read-only /proc paths, the device allowlist, /dev/shm.
+readers of the container's /etc/passwd and /etc/group and a reader of the host's /dev (for
+--privileged). Docker's defaults live here: the 14 default capabilities, the masked and
+read-only /proc paths, the device allowlist, /dev/shm, the parsing of --security-opt, what
+--privileged changes, and the user namespace of userns-remap.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import shlex
 import signal
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from skiff.errors import InvalidArgument, NotFound, NotImplementedYet
@@ -136,6 +139,186 @@ RLIMITS = {
     "sigpending": "RLIMIT_SIGPENDING",
     "stack": "RLIMIT_STACK",
 }
+
+
+@dataclass(frozen=True)
+class SecurityOptions:
+    """A container's --security-opt list (and --privileged), parsed.
+
+    seccomp: "default" (skiff's builtin Docker-like profile), "unconfined", or the text of a
+    Docker-format JSON profile (the docker CLI sends the file's content, not its path).
+    """
+
+    seccomp: str = "default"
+    no_new_privileges: bool = False
+    unconfined_paths: bool = False  # systempaths=unconfined: no masked/read-only paths
+    writable_cgroups: bool = False  # writable-cgroups=true: /sys/fs/cgroup mounted rw
+    warnings: tuple[str, ...] = ()
+
+
+def _bool_opt(opt: str, value: str) -> bool:
+    if value in ("", "true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise InvalidArgument(f"invalid --security-opt {opt!r}: expected true or false")
+
+
+def security_options(
+    host_config: Mapping[str, Any], *, default_no_new_privileges: bool = False
+) -> SecurityOptions:
+    """Parse HostConfig.SecurityOpt the way dockerd does ("key=value", or the old "key:value")."""
+    seccomp = "unconfined" if host_config.get("Privileged") else "default"
+    nnp = default_no_new_privileges
+    unconfined_paths = bool(host_config.get("Privileged"))
+    writable_cgroups = bool(host_config.get("Privileged"))
+    warnings: list[str] = []
+    for opt in host_config.get("SecurityOpt") or []:
+        if not isinstance(opt, str):
+            raise InvalidArgument(f"invalid --security-opt {opt!r}: expected a string")
+        if opt == "no-new-privileges":
+            key, value = opt, ""
+        elif "=" in opt:
+            key, _, value = opt.partition("=")
+        else:
+            key, _, value = opt.partition(":")
+        if key == "seccomp":
+            if not value:
+                raise InvalidArgument(f"invalid --security-opt {opt!r}: seccomp needs a value")
+            if value in ("unconfined", "builtin"):
+                seccomp = "default" if value == "builtin" else "unconfined"
+            elif host_config.get("Privileged"):
+                pass  # dockerd ignores seccomp profiles of privileged containers
+            else:
+                import json
+
+                try:
+                    profile = json.loads(value)
+                except ValueError:
+                    raise InvalidArgument(
+                        "invalid --security-opt seccomp: the profile is not valid JSON "
+                        "(the docker CLI sends the content of the file)"
+                    ) from None
+                if not isinstance(profile, dict):
+                    raise InvalidArgument(
+                        "invalid --security-opt seccomp: the profile must be a JSON object"
+                    )
+                seccomp = value
+        elif key == "no-new-privileges":
+            nnp = _bool_opt(opt, value)
+        elif key == "writable-cgroups":
+            writable_cgroups = _bool_opt(opt, value) or writable_cgroups
+        elif key == "systempaths":
+            if value != "unconfined":
+                raise InvalidArgument(
+                    f"invalid --security-opt {opt!r}: systempaths accepts only 'unconfined'"
+                )
+            unconfined_paths = True
+        elif key == "label":
+            if value.split(":", 1)[0] not in (
+                "user",
+                "role",
+                "type",
+                "level",
+                "disable",
+                "nested",
+                "filetype",
+            ):
+                raise InvalidArgument(f"invalid --security-opt {opt!r}: unknown label option")
+            if not os.path.exists("/sys/fs/selinux/enforce"):
+                warnings.append(
+                    f"--security-opt {opt}: SELinux is not enabled on this host; ignored"
+                )
+        elif key == "apparmor":
+            if not value:
+                raise InvalidArgument(f"invalid --security-opt {opt!r}: apparmor needs a profile")
+            if value != "unconfined" and not _apparmor_enabled():
+                warnings.append(
+                    f"--security-opt {opt}: AppArmor is not enabled on this host; ignored"
+                )
+            elif value != "unconfined":
+                raise NotImplementedYet(
+                    f"--security-opt {opt}: AppArmor profiles are not applied by skiff yet"
+                )
+        else:
+            raise InvalidArgument(f"invalid --security-opt {opt!r}")
+    return SecurityOptions(seccomp, nnp, unconfined_paths, writable_cgroups, tuple(warnings))
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """The user namespace of a userns-remapped container: container id 0.. → host `start`.."""
+
+    uid_start: int
+    uid_size: int
+    gid_start: int
+    gid_size: int
+
+    def oci_mappings(self) -> dict[str, list[dict[str, int]]]:
+        return {
+            "uidMappings": [{"containerID": 0, "hostID": self.uid_start, "size": self.uid_size}],
+            "gidMappings": [{"containerID": 0, "hostID": self.gid_start, "size": self.gid_size}],
+        }
+
+    def host_uid(self, uid: int) -> int:
+        return self.uid_start + uid if 0 <= uid < self.uid_size else 65534
+
+    def host_gid(self, gid: int) -> int:
+        return self.gid_start + gid if 0 <= gid < self.gid_size else 65534
+
+
+# /dev entries runc's HostDevices skips: they are mounted separately or are not the host's.
+_HOST_DEV_SKIP_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
+
+
+def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
+    """Every device node of the host's /dev as OCI linux.devices entries (for --privileged)."""
+    import stat as st
+
+    out: list[dict[str, Any]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root:
+            dirnames[:] = [d for d in dirnames if d not in _HOST_DEV_SKIP_DIRS]
+        for name in sorted(filenames):
+            if name == "console" and dirpath == root:
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                s = os.lstat(path)
+            except OSError:
+                continue  # gone meanwhile
+            if st.S_ISCHR(s.st_mode):
+                kind = "c"
+            elif st.S_ISBLK(s.st_mode):
+                kind = "b"
+            else:
+                continue
+            out.append(
+                {
+                    "path": "/dev/" + os.path.relpath(path, root),
+                    "type": kind,
+                    "major": os.major(s.st_rdev),
+                    "minor": os.minor(s.st_rdev),
+                    "fileMode": s.st_mode & 0o7777,
+                    "uid": s.st_uid,
+                    "gid": s.st_gid,
+                }
+            )
+    return out
+
+
+def cgroup2_only() -> bool:
+    """Whether the host runs the unified hierarchy alone (dockerd's default cgroupns is then
+    private)."""
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
 def merge_env(image_env: Sequence[str], env: Sequence[str]) -> list[str]:
@@ -286,9 +469,22 @@ def resolve_user(rootfs: str, user: str, group_add: Sequence[str] = ()) -> dict[
     return out
 
 
+def available_caps() -> list[str]:
+    """ALL_CAPS (in kernel order) limited to what this kernel knows and skiffd's own bounding
+    set holds: what --privileged and --cap-add ALL grant (more could never be granted)."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+        with open("/proc/self/status") as f:
+            bounding = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, ValueError, StopIteration):
+        return list(ALL_CAPS)
+    return [c for i, c in enumerate(ALL_CAPS) if i <= last and bounding >> i & 1]
+
+
 def capabilities(host_config: Mapping[str, Any]) -> list[str]:
     if host_config.get("Privileged"):
-        return list(ALL_CAPS)
+        return available_caps()
 
     def norm(c: str) -> str:
         c = c.upper()
@@ -296,7 +492,7 @@ def capabilities(host_config: Mapping[str, Any]) -> list[str]:
 
     adds = [norm(c) for c in host_config.get("CapAdd") or []]
     drops = [norm(c) for c in host_config.get("CapDrop") or []]
-    caps = list(ALL_CAPS) if "ALL" in adds else list(DEFAULT_CAPS)
+    caps = available_caps() if "ALL" in adds else list(DEFAULT_CAPS)
     for c in adds:
         if c != "ALL" and c not in caps:
             if c not in ALL_CAPS:
@@ -404,13 +600,18 @@ def parse_bind(spec: str) -> tuple[str, str, list[str]]:
     return src, dst, opts
 
 
-def user_mounts(host_config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Binds, Mounts and Tmpfs → OCI mounts (bind sources must exist, as docker requires for Mounts)."""
+def user_mounts(host_config: Mapping[str, Any], idmap: IdMap | None = None) -> list[dict[str, Any]]:
+    """Binds, Mounts and Tmpfs → OCI mounts (bind sources must exist, as docker requires for Mounts).
+
+    Missing -v host paths are created, owned by the container's root (`idmap`: userns-remap).
+    """
     out: list[dict[str, Any]] = []
     for bind in host_config.get("Binds") or []:
         src, dst, opts = parse_bind(bind)
         if not os.path.exists(src):
             os.makedirs(src, exist_ok=True)  # docker creates missing -v host paths
+            if idmap is not None:
+                os.chown(src, idmap.host_uid(0), idmap.host_gid(0))
         out.append({"destination": dst, "type": "bind", "source": src, "options": opts})
     for m in host_config.get("Mounts") or []:
         kind = m.get("Type") or "volume"
@@ -465,9 +666,24 @@ def build_spec(
     ipcns_path: str | None,
     init_binary: str | None,
     seccomp: dict[str, Any] | None,
+    security: SecurityOptions | None = None,
+    idmap: IdMap | None = None,
 ) -> dict[str, Any]:
-    """The OCI config.json for one container start."""
+    """The OCI config.json for one container start.
+
+    `seccomp` is the OCI section already narrowed for this container (None: no filter);
+    `security` the parsed --security-opt (parsed from host_config when None); `idmap` the user
+    namespace of userns-remap (None: the host's user namespace).
+    """
     hc = host_config
+    privileged = bool(hc.get("Privileged"))
+    if security is None:
+        security = security_options(hc)
+    if idmap is not None and privileged:
+        raise InvalidArgument(
+            "privileged mode is incompatible with user namespaces: "
+            "run the container with --userns=host to use --privileged"
+        )
     args = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
     if hc.get("Init"):
         if not init_binary:
@@ -486,8 +702,7 @@ def build_spec(
         "env": env,
         "cwd": config.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": "no-new-privileges" in (hc.get("SecurityOpt") or [])
-        or "no-new-privileges:true" in (hc.get("SecurityOpt") or []),
+        "noNewPrivileges": security.no_new_privileges,
     }
     if hc.get("OomScoreAdj"):
         process["oomScoreAdj"] = int(hc["OomScoreAdj"])
@@ -525,13 +740,13 @@ def build_spec(
             "destination": "/sys",
             "type": "sysfs",
             "source": "sysfs",
-            "options": ["nosuid", "noexec", "nodev", "ro"],
+            "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"],
         },
         {
             "destination": "/sys/fs/cgroup",
             "type": "cgroup",
             "source": "cgroup",
-            "options": ["ro", "nosuid", "noexec", "nodev"],
+            "options": ["rw" if security.writable_cgroups else "ro", "nosuid", "noexec", "nodev"],
         },
         {
             "destination": "/dev/mqueue",
@@ -556,7 +771,7 @@ def build_spec(
                 "options": ["rbind", "rprivate", "ro" if hc.get("ReadonlyRootfs") else "rw"],
             }
         )
-    user = user_mounts(hc)
+    user = user_mounts(hc, idmap)
     user_targets = {m["destination"] for m in user}
     mounts = [m for m in mounts if m["destination"] not in user_targets]
     mounts += user
@@ -576,6 +791,11 @@ def build_spec(
         namespaces.append(
             {"type": "network", "path": netns_path} if netns_path else {"type": "network"}
         )
+    cgroupns = hc.get("CgroupnsMode") or ("private" if cgroup2_only() else "host")
+    if cgroupns == "private":
+        namespaces.append({"type": "cgroup"})
+    elif cgroupns != "host":
+        raise InvalidArgument(f"invalid --cgroupns {cgroupns!r}: expected 'host' or 'private'")
     if (hc.get("PidMode") or "") == "host":
         namespaces = [n for n in namespaces if n["type"] != "pid"]
     if (hc.get("IpcMode") or "") == "host":
@@ -587,19 +807,34 @@ def build_spec(
         "cgroupsPath": f"skiff/{container_id}",
         "resources": resources(hc),
     }
-    if not hc.get("Privileged"):
+    if not security.unconfined_paths:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
+    if idmap is not None:
+        namespaces.insert(0, {"type": "user"})
+        linux.update(idmap.oci_mappings())
+        if network_mode == "host" or netns_path:
+            # sysfs can only be mounted by the owner of the network namespace, and that one
+            # belongs to the host's user namespace: bind the host's /sys instead, read-only
+            # (what runc does for rootless containers)
+            for m in mounts:
+                if m["destination"] == "/sys" and m["type"] == "sysfs":
+                    m.update(
+                        type="bind",
+                        source="/sys",
+                        options=["rbind", "nosuid", "noexec", "nodev", "ro"],
+                    )
     if hc.get("Sysctls"):
         linux["sysctl"] = dict(hc["Sysctls"])
     if seccomp:
         linux["seccomp"] = seccomp
-    devices = []
+    by_path = {d["path"]: d for d in host_devices()} if privileged else {}
     for dev in hc.get("Devices") or []:
         info = _host_device(dev.get("PathOnHost", ""))
-        devices.append({"path": dev.get("PathInContainer") or dev["PathOnHost"], **info})
-    if devices:
-        linux["devices"] = devices
+        path = dev.get("PathInContainer") or dev["PathOnHost"]
+        by_path[path] = {"path": path, **info}
+    if by_path:
+        linux["devices"] = list(by_path.values())
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": process,

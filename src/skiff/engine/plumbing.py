@@ -140,19 +140,39 @@ class Plumbing:
             )
         if running:
             self.networking.connect_running(cid, name, n.name, endpoint)
+        gone = set(nc.get("_Disconnected") or []) - {n.name}
+        nc["_Disconnected"] = sorted(gone)
         eps[n.name] = endpoint
         nc["EndpointsConfig"] = eps
         _write(container_dir / "networking.json", nc)
 
-    def disconnect(self, cid: str, container_dir: Path, running: bool, network: str) -> None:
+    def disconnect(
+        self,
+        cid: str,
+        container_dir: Path,
+        running: bool,
+        network: str,
+        host_config: dict[str, Any],
+    ) -> None:
         if self.networking is None:
             raise NotFound("networking is not enabled in this daemon")
-        n = self.networking.manager.get(network)
+        manager = self.networking.manager
+        n = manager.get(network)
         nc = self.networking_config(container_dir) or {}
         eps = dict(nc.get("EndpointsConfig") or {})
-        connected = any(e.network_id == n.id for e in self.networking.manager.endpoints_of(cid))
-        if n.name not in eps and not connected:
+        connected = any(e.network_id == n.id for e in manager.endpoints_of(cid))
+        mode = network_mode(host_config)
+        primary = (
+            mode not in ("host", "none")
+            and not mode.startswith("container:")
+            and (manager.get(mode).id == n.id)
+        )
+        gone = set(nc.get("_Disconnected") or [])
+        if (n.name not in eps and not connected and not primary) or n.name in gone:
             raise NotFound(f"container {cid[:12]} is not connected to network {n.name}")
+        if primary:
+            gone.add(n.name)  # `docker network disconnect` of the network it was created on
+            nc["_Disconnected"] = sorted(gone)
         if running and connected:
             self.networking.manager.disconnect(cid, n.id)
         eps.pop(n.name, None)
@@ -187,11 +207,18 @@ class Plumbing:
         return volumemounts.inspect_points(self.points(container_dir))
 
     def network_settings(
-        self, cid: str, config: dict[str, Any], host_config: dict[str, Any], running: bool
+        self,
+        cid: str,
+        container_dir: Path,
+        config: dict[str, Any],
+        host_config: dict[str, Any],
+        running: bool,
     ) -> dict[str, Any] | None:
         if self.networking is None:
             return None
-        return self.networking.settings(cid, config, host_config, running)
+        return self.networking.settings(
+            cid, config, host_config, running, self.networking_config(container_dir)
+        )
 
     def ports(self, cid: str) -> list[dict[str, Any]]:
         return self.networking.ports_summary(cid) if self.networking is not None else []

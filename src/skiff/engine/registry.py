@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 from skiff.distribution import client
 from skiff.distribution.credentials import AuthConfig
-from skiff.errors import SkiffError
+from skiff.errors import InvalidArgument, SkiffError
 from skiff.types.reference import parse_reference
 
 
@@ -47,6 +48,9 @@ def pull(
         emit_summary=False,
     )
     record = store.create_from_manifest(None if r.digest else str(r), result.manifest_digest)
+    if result.downloaded:
+        for layer in result.layers:  # unpacked into snapshots by create_from_manifest
+            progress({"status": "Pull complete", "progressDetail": {}, "id": layer.digest.short()})
     progress({"status": f"Digest: {result.index_digest or result.manifest_digest}"})
     word = "Downloaded newer image for" if result.downloaded else "Image is up to date for"
     progress({"status": f"Status: {word} {r.familiar_name()}"})
@@ -68,9 +72,16 @@ def push(
     return str(pushed)
 
 
+_REGISTRY_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
 def login(body: dict[str, Any], cfg: RegistryConfig) -> dict[str, str]:
+    address = body.get("serveraddress") or "docker.io"
+    host = str(address).split("://", 1)[-1].split("/", 1)[0]
+    if not isinstance(address, str) or not _REGISTRY_HOST.fullmatch(host):
+        raise InvalidArgument(f"login: invalid registry address {address!r}")
     return client.login(
-        body.get("serveraddress") or "docker.io",
+        address,
         body.get("username") or "",
         body.get("password") or "",
         insecure=cfg.insecure,

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,19 +38,29 @@ def mgr(tmp_path: Path) -> Iterator[NetworkManager]:
     m = NetworkManager(
         tmp_path / "net", default_bridge=f"skt{tag}", table=f"skifftest_{tag}", dns=dns
     )
-    before = _links()
     m.start()
     made: list[str] = []
+    veths: set[str] = set()
+    connect = m.connect
+
+    def recording_connect(*args: Any, **kwargs: Any) -> Any:
+        ep = connect(*args, **kwargs)
+        veths.add(ep.veth)
+        return ep
+
+    m.connect = recording_connect  # type: ignore[method-assign]
     m.test_netns = made  # type: ignore[attr-defined]
     try:
         yield m
     finally:
+        bridges = {n.bridge for n in m.networks() if n.bridge}
         dns.close()
         m.destroy_all()
         for p in made:
             netns.remove(p)
         assert not nftables.table_exists("ip", m.firewall.name)
-        assert _links() <= before | set()  # nothing of ours left
+        left = _links()  # only what this test made is checked: other programs may add links
+        assert not (bridges | veths) & left, f"left behind: {(bridges | veths) & left}"
 
 
 def _ns(mgr: NetworkManager, tmp_path: Path, name: str) -> str:
