@@ -69,6 +69,21 @@ fi
 # still read .pyc files; they just never write them).
 "$VENV/bin/python" -m compileall -q -j 0 "$here/src/skiff" >/dev/null || true
 
+# skiff-runtime starts on every container start: run it isolated (-I) and without site (-S), with
+# the source tree on sys.path, so no .pth file or sitecustomize is read (~3 ms of CPU less).
+cat > "$VENV/bin/skiff-runtime.new" <<LAUNCHER
+#!$VENV/bin/python3 -IS
+# skiff-runtime: written by make install (scripts/install.sh). Needs only the stdlib and skiff.
+import sys
+
+sys.path.insert(0, "$here/src")
+from skiff.runtime.cli import run_and_exit
+
+run_and_exit()
+LAUNCHER
+chmod 755 "$VENV/bin/skiff-runtime.new"
+mv -f "$VENV/bin/skiff-runtime.new" "$VENV/bin/skiff-runtime"
+
 for exe in skiff skiffd skiff-runtime; do
     ln -sf "$VENV/bin/$exe" "$BIN/$exe"
 done

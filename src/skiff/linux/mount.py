@@ -9,6 +9,10 @@ step, which object) and turn it into a `skiff.errors` error.
 Vocabulary: *flags* are mount(2) MS_* bits; *propagation flags* (MS_PRIVATE, MS_SLAVE, … with
 MS_REC) need a mount(2) call of their own after the mount exists; *data* is the comma-joined
 filesystem-specific string ("mode=755,size=65536k", "lowerdir=…").
+
+Every container start imports this module, so it imports no typing, dataclasses or
+collections at run time (they cost ~10 ms): `MountOps` is a Protocol for the type checker
+only, and the value classes are plain slotted classes.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ import ctypes
 import errno
 import os
 import stat
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
 
 from skiff.errors import FailedPrecondition, InvalidArgument, NotImplementedYet, SkiffError
 from skiff.linux import paths
-from skiff.types.mount import Mount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Literal, Protocol
+
+    from skiff.types.mount import Mount
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -376,54 +383,56 @@ def pivot_root(new_root: str, put_old: str) -> None:
         _raise_errno(new_root)
 
 
-PathKind = Literal["dir", "file", "missing"]
+if TYPE_CHECKING:
+    # For the type checker only (`typing` stays off the container start path): code that
+    # takes a MountOps imports it under TYPE_CHECKING too.
+    PathKind = Literal["dir", "file", "missing"]
 
+    class MountOps(Protocol):
+        """Every syscall of filesystem setup (mounts, device nodes, pivot_root, sysctls).
 
-class MountOps(Protocol):
-    """Every syscall of filesystem setup (mounts, device nodes, pivot_root, sysctls).
+        Paths are host paths before pivot_root and container paths after it. A target may be a
+        "/proc/self/fd/N" path from `open_in_root`, so a mount follows an fd opened safely inside
+        the root rather than a path that could be swapped for a symlink meanwhile.
+        """
 
-    Paths are host paths before pivot_root and container paths after it. A target may be a
-    "/proc/self/fd/N" path from `open_in_root`, so a mount follows an fd opened safely inside
-    the root rather than a path that could be swapped for a symlink meanwhile.
-    """
+        def mount(self, source: str, target: str, fstype: str, flags: int, data: str) -> None: ...
+        def umount2(self, target: str, flags: int) -> None: ...
+        def mount_fs(
+            self,
+            fstype: str,
+            source: str,
+            params: Sequence[tuple[str, str | None]],
+            target: str,
+            flags: int,
+        ) -> None:
+            """Mount through fsopen/fsconfig/fsmount/move_mount (options one by one)."""
+            ...
 
-    def mount(self, source: str, target: str, fstype: str, flags: int, data: str) -> None: ...
-    def umount2(self, target: str, flags: int) -> None: ...
-    def mount_fs(
-        self,
-        fstype: str,
-        source: str,
-        params: Sequence[tuple[str, str | None]],
-        target: str,
-        flags: int,
-    ) -> None:
-        """Mount through fsopen/fsconfig/fsmount/move_mount (options one by one)."""
-        ...
+        def mount_setattr(self, target: str, attr_set: int, attr_clr: int) -> None:
+            """Recursively set/clear MOUNT_ATTR_* on the mount tree at `target`."""
+            ...
 
-    def mount_setattr(self, target: str, attr_set: int, attr_clr: int) -> None:
-        """Recursively set/clear MOUNT_ATTR_* on the mount tree at `target`."""
-        ...
+        def pivot_root(self, new_root: str, put_old: str) -> None: ...
+        def open_in_root(self, root: str, path: str) -> int: ...
+        def open_dir(self, path: str) -> int: ...
+        def close(self, fd: int) -> None: ...
+        def fchdir(self, fd: int) -> None: ...
+        def chdir(self, path: str) -> None: ...
+        def mknod(self, path: str, mode: int, device: int) -> None: ...
+        def lchown(self, path: str, uid: int, gid: int) -> None: ...
+        def chmod(self, path: str, mode: int) -> None: ...
+        def symlink(self, target: str, link: str) -> None: ...
+        def unlink(self, path: str) -> None: ...
+        def copy_up(self, source: str, target: str) -> None: ...
+        def write_file(self, path: str, data: str) -> None: ...
+        def read_file(self, path: str) -> str: ...
+        def readlink(self, path: str) -> str: ...
+        def kind(self, path: str, *, follow: bool = False) -> PathKind:
+            """ "dir", "file" (anything else) or "missing"; symlinks followed only if `follow`."""
+            ...
 
-    def pivot_root(self, new_root: str, put_old: str) -> None: ...
-    def open_in_root(self, root: str, path: str) -> int: ...
-    def open_dir(self, path: str) -> int: ...
-    def close(self, fd: int) -> None: ...
-    def fchdir(self, fd: int) -> None: ...
-    def chdir(self, path: str) -> None: ...
-    def mknod(self, path: str, mode: int, device: int) -> None: ...
-    def lchown(self, path: str, uid: int, gid: int) -> None: ...
-    def chmod(self, path: str, mode: int) -> None: ...
-    def symlink(self, target: str, link: str) -> None: ...
-    def unlink(self, path: str) -> None: ...
-    def copy_up(self, source: str, target: str) -> None: ...
-    def write_file(self, path: str, data: str) -> None: ...
-    def read_file(self, path: str) -> str: ...
-    def readlink(self, path: str) -> str: ...
-    def kind(self, path: str, *, follow: bool = False) -> PathKind:
-        """ "dir", "file" (anything else) or "missing"; symlinks followed only if `follow`."""
-        ...
-
-    def statvfs_flags(self, path: str) -> int: ...
+        def statvfs_flags(self, path: str) -> int: ...
 
 
 def _copy_tree(source: str, target: str) -> None:
@@ -538,25 +547,38 @@ class RealMountOps:
         return sum(ms for st, ms in _ST_TO_MS.items() if f_flag & st)
 
 
-@dataclass
 class RecordingMountOps:
     """`MountOps` that records calls instead of making them, for unit tests without root.
 
     `calls` holds one tuple per call: ("mount", source, target, fstype, flags, data), … with
     "/proc/self/fd/N" targets written as the path they stand for. Reads see `files` (and
-    `kinds`, for host paths a test pretends exist) first, then the real file system; after a recorded pivot_root, container paths are looked up under the
-    new root. `fail` maps (op, path) to an errno that the next such call raises (once), to test error paths.
+    `kinds`, for host paths a test pretends exist) first, then the real file system; after a
+    recorded pivot_root, container paths are looked up under the new root. `fail` maps
+    (op, path) to an errno that the next such call raises (once), to test error paths.
     """
 
-    files: dict[str, str] = field(default_factory=dict)
-    kinds: dict[str, PathKind] = field(default_factory=dict)
-    fail: dict[tuple[str, str], int] = field(default_factory=dict)
-    statvfs: int = 0
-    calls: list[tuple[object, ...]] = field(default_factory=list)
-    root: str | None = None
-    cwd: str = "/"
-    _fds: dict[int, str] = field(default_factory=dict)
-    _next_fd: int = 1000
+    def __init__(
+        self,
+        files: dict[str, str] | None = None,
+        kinds: dict[str, PathKind] | None = None,
+        fail: dict[tuple[str, str], int] | None = None,
+        statvfs: int = 0,
+        calls: list[tuple[object, ...]] | None = None,
+        root: str | None = None,
+        cwd: str = "/",
+    ) -> None:
+        self.files = {} if files is None else files
+        self.kinds = {} if kinds is None else kinds
+        self.fail = {} if fail is None else fail
+        self.statvfs = statvfs
+        self.calls = [] if calls is None else calls
+        self.root = root
+        self.cwd = cwd
+        self._fds: dict[int, str] = {}
+        self._next_fd = 1000
+
+    def __repr__(self) -> str:
+        return f"RecordingMountOps(root={self.root!r}, cwd={self.cwd!r}, calls={len(self.calls)})"
 
     def _path(self, path: str) -> str:
         if path.startswith("/proc/self/fd/"):
@@ -777,10 +799,21 @@ def _unescape(field_: str) -> str:
     return out.decode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True, slots=True)
 class MountInfo:
-    """One line of /proc/<pid>/mountinfo."""
+    """One line of /proc/<pid>/mountinfo: an immutable value, equal when all fields are."""
 
+    FIELDS = (
+        "mount_id",
+        "parent_id",
+        "root",
+        "mountpoint",
+        "options",
+        "optional",
+        "fstype",
+        "source",
+        "super_options",
+    )
+    __slots__ = FIELDS
     mount_id: int
     parent_id: int
     root: str
@@ -790,6 +823,50 @@ class MountInfo:
     fstype: str
     source: str
     super_options: str
+
+    def __init__(
+        self,
+        mount_id: int,
+        parent_id: int,
+        root: str,
+        mountpoint: str,
+        options: str,
+        optional: tuple[str, ...],
+        fstype: str,
+        source: str,
+        super_options: str,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "mount_id", mount_id)
+        init(self, "parent_id", parent_id)
+        init(self, "root", root)
+        init(self, "mountpoint", mountpoint)
+        init(self, "options", options)
+        init(self, "optional", optional)
+        init(self, "fstype", fstype)
+        init(self, "source", source)
+        init(self, "super_options", super_options)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"MountInfo is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"MountInfo is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MountInfo):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
+        return f"MountInfo({inner})"
 
 
 def parse_mountinfo(text: str) -> list[MountInfo]:
@@ -860,7 +937,6 @@ def unmount_all(target: str, *, ops: MountOps | None = None) -> None:
 
 __all__ = [
     "MountInfo",
-    "MountOps",
     "RealMountOps",
     "RecordingMountOps",
     "bind_remount",

@@ -17,7 +17,6 @@ import ctypes
 import errno
 import os
 import stat
-from collections import deque
 
 from skiff.errors import FailedPrecondition, InvalidArgument, NotFound, SkiffError
 
@@ -81,11 +80,11 @@ def _walk(root: str, path: str) -> str:
     Missing components are taken literally; what follows them is resolved lexically, since
     nothing below a missing directory can be a symlink.
     """
-    pending = deque(_components(path))
+    pending = _components(path)[::-1]  # a stack: the next component is at the end
     resolved: list[str] = []
     followed = 0
     while pending:
-        part = pending.popleft()
+        part = pending.pop()
         if part == "..":
             if resolved:
                 resolved.pop()
@@ -105,8 +104,37 @@ def _walk(root: str, path: str) -> str:
         target = os.readlink(candidate)
         if target.startswith("/"):
             resolved = []
-        pending.extendleft(reversed(_components(target)))
+        pending.extend(reversed(_components(target)))
     return os.path.join(root, *resolved) if resolved else root
+
+
+def _open_root(root: str) -> int:
+    return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _real_path_of(fd: int, root: str) -> str:
+    """The canonical path of directory `root`, open as `fd`: the kernel's name for the fd
+    (one readlink, where os.path.realpath makes an lstat per component: a container start
+    resolves ~100 paths in its rootfs). os.path.realpath when /proc cannot tell."""
+    try:
+        path = fd_path(fd)
+    except OSError:
+        return os.path.realpath(root)
+    if path.startswith("/") and not path.endswith(" (deleted)"):
+        return path
+    return os.path.realpath(root)
+
+
+def real_root_path(root: str) -> str:
+    """os.path.realpath(root) for an existing directory `root`, asked of the kernel."""
+    try:
+        fd = _open_root(root)
+    except OSError:
+        return os.path.realpath(root)
+    try:
+        return _real_path_of(fd, root)
+    finally:
+        os.close(fd)
 
 
 def open_in_root(root: str, path: str, flags: int = os.O_PATH) -> int:
@@ -116,18 +144,19 @@ def open_in_root(root: str, path: str, flags: int = os.O_PATH) -> int:
     and checks through /proc/self/fd that what was opened is still inside `root`.
     """
     global _openat2_missing
-    real_root = os.path.realpath(root)
-    context = f'open "{path}" in root "{real_root}"'
     if not _openat2_missing:
-        rootfd = os.open(real_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        rootfd = _open_root(root)
         try:
             return _openat2(rootfd, path, flags, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
         except OSError as e:
             if e.errno != errno.ENOSYS:
+                context = f'open "{path}" in root "{_real_path_of(rootfd, root)}"'
                 raise errno_error(context, e.errno or errno.EIO) from e
             _openat2_missing = True
         finally:
             os.close(rootfd)
+    real_root = os.path.realpath(root)
+    context = f'open "{path}" in root "{real_root}"'
     host = _walk(real_root, path)
     try:
         fd = os.open(host, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -146,21 +175,22 @@ def resolve_in_root(root: str, path: str) -> str:
     Symlink loops raise InvalidArgument (ELOOP).
     """
     global _openat2_missing
-    real_root = os.path.realpath(root)
     if _openat2_missing:
-        return _walk(real_root, path)
-    rootfd = os.open(real_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return _walk(os.path.realpath(root), path)
+    rootfd = _open_root(root)
     try:
-        fd = _openat2(rootfd, path, os.O_PATH, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-    except OSError as e:
-        if e.errno == errno.ENOSYS:
-            _openat2_missing = True
-        elif e.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise errno_error(
-                f'resolve "{path}" in root "{real_root}"', e.errno or errno.EIO
-            ) from e
-        # the kernel stops at the first missing component; the walker goes on lexically
-        return _walk(real_root, path)
+        real_root = _real_path_of(rootfd, root)
+        try:
+            fd = _openat2(rootfd, path, os.O_PATH, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+        except OSError as e:
+            if e.errno == errno.ENOSYS:
+                _openat2_missing = True
+            elif e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise errno_error(
+                    f'resolve "{path}" in root "{real_root}"', e.errno or errno.EIO
+                ) from e
+            # the kernel stops at the first missing component; the walker goes on lexically
+            return _walk(real_root, path)
     finally:
         os.close(rootfd)
     try:
@@ -189,7 +219,11 @@ def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
     Each missing component is created with mkdir(2), which never follows a final symlink, and
     the path is resolved again after every step, so a symlink planted meanwhile cannot lead out.
     """
-    real_root = os.path.realpath(root)
+    if not _openat2_missing:
+        done = _mkdir_leaf_in_root(root, path, mode)
+        if done is not None:
+            return done
+    real_root = real_root_path(root)
     for _ in range(len(_components(path)) + MAX_SYMLINKS + 1):
         host = resolve_in_root(real_root, path)
         if os.path.isdir(host) and not os.path.islink(host):
@@ -212,12 +246,51 @@ def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
     raise errno_error(f'mkdir "{path}" in root "{real_root}"', errno.ELOOP)
 
 
+def _mkdir_leaf_in_root(root: str, path: str, mode: int) -> str | None:
+    """The common cases of `mkdir_all_in_root` in a few syscalls: `path` is a directory
+    already, or only its last component is missing (made with mkdirat in its parent, opened
+    inside the root by the kernel). None: anything else, for the general walk to handle."""
+    rootfd = _open_root(root)
+    try:
+        how = _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS
+        dir_flags = os.O_PATH | os.O_DIRECTORY
+        try:
+            fd = _openat2(rootfd, path, dir_flags, how)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                return None
+        else:
+            try:
+                host = fd_path(fd)
+            finally:
+                os.close(fd)
+            return host if _within(_real_path_of(rootfd, root), host) else None
+        parent, _, name = path.rstrip("/").rpartition("/")
+        if name in ("", ".", ".."):
+            return None
+        try:
+            parent_fd = _openat2(rootfd, parent or "/", dir_flags, how)
+        except OSError:
+            return None
+        try:
+            try:
+                os.mkdir(name, mode, dir_fd=parent_fd)
+            except OSError:
+                return None  # made meanwhile, not a directory, refused: the walk says why
+            host = os.path.join(fd_path(parent_fd), name)
+        finally:
+            os.close(parent_fd)
+        return host if _within(_real_path_of(rootfd, root), host) else None
+    finally:
+        os.close(rootfd)
+
+
 def create_file_in_root(root: str, path: str, mode: int = 0o644) -> str:
     """Make sure `path` exists inside `root` as a non-directory (an empty file if it was missing).
 
     This is the target of a file bind mount. Returns its host path.
     """
-    real_root = os.path.realpath(root)
+    real_root = real_root_path(root)
     parent = os.path.dirname("/" + path.lstrip("/"))
     for _ in range(MAX_SYMLINKS + 1):
         mkdir_all_in_root(real_root, parent)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ctypes  # at import time: install() runs after pivot_root, when no more modules can load
 import errno as _errno
 import os
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc.Mapping, minus 1 ms of importing collections
 
 from skiff.errors import FailedPrecondition, Internal, InvalidArgument, NotImplementedYet
 

@@ -3,12 +3,15 @@
 The main process forks the intermediate at once (it imports the container-side modules in
 parallel: a container start is mostly Python imports otherwise), then refuses what it must
 before anything exists: config.json validated, seccomp compiled, the id claimed (state dir
-created exclusively), the cgroup created with its resources and the intermediate put in it.
-Only then does the intermediate get the Start message; until then it has done nothing but
-import. The main process then serves its messages: id maps, the init pid, the create hooks,
-the console, Ready. When `create` returns, init blocks on the exec fifo and state.json says
-so. On any failure everything made so far is undone: init killed, cgroup removed, state dir
-deleted, and the intermediate, seeing end-of-stream, exits.
+created exclusively). Only then does the intermediate get the Start message; until then it
+has done nothing but import. The intermediate makes the container's cgroup (telling the main
+process, which owns its cleanup), applies linux.resources and joins it, before any namespace
+work and before it forks init — the main process meanwhile has nothing left to do, so the
+two halves of the work run side by side on two cores. The main process then serves its
+messages: the cgroup, id maps, the init pid, the create hooks, the console, Ready. When
+`create` returns, init blocks on the exec fifo and state.json says so. On any failure
+everything made so far is undone: init killed, cgroup removed, state dir deleted, and the
+intermediate, seeing end-of-stream, exits.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 
 from skiff.errors import FailedPrecondition, InvalidArgument, SkiffError
 from skiff.linux.syscalls import PR_SET_CHILD_SUBREAPER, SYSCALLS
-from skiff.runtime import config, hooks, log, messages
+from skiff.runtime import config, hooks, log, messages, warmup
 from skiff.runtime import state as st
 
 TYPE_CHECKING = False
@@ -67,25 +70,25 @@ class Created:
         self.console_master = console_master
 
 
-def open_cgroup(spec: dict[str, Any], container_id: str) -> Any:
-    """Create the container's cgroup and apply linux.resources (errors name the field)."""
+def enter_cgroup(spec: dict[str, Any], container_id: str, channel: messages.Channel) -> None:
+    """(In the intermediate.) Make the container's cgroup, tell the main process what it is
+    (it removes it on failure), apply linux.resources (errors name the field) and join it."""
     try:
         from skiff.linux import cgroups
     except ImportError:  # the cgroups manager is not in this tree yet
         log.warning("cgroups: skiff.linux.cgroups unavailable; container runs without a cgroup")
-        return None
+        return
     linux = spec.get("linux") or {}
     manager = cgroups.open_manager(linux.get("cgroupsPath") or None, container_id)
+    channel.send(messages.Message(messages.CGROUP_READY, data=manager.to_dict()))
     manager.create()
+    log.trace("cgroup created")
     try:
         manager.apply(with_default_device_rules(linux.get("resources") or {}, linux.get("devices")))
     except SkiffError as err:
-        manager.destroy()
         raise err.wrap("config.json: linux.resources") from err
-    except BaseException:
-        manager.destroy()
-        raise
-    return manager
+    manager.add_process(os.getpid())
+    log.trace("cgroup joined")
 
 
 # What runc allows on top of config.json's device rules: mknod of anything, the default
@@ -151,8 +154,10 @@ def warn_unsupported(spec: dict[str, Any]) -> None:
 
 
 def create(root: str, container_id: str, opts: CreateOptions) -> Created:
+    log.trace("create")
     st.check_id(container_id)
     bundle = os.path.abspath(opts.bundle)
+    preload_shared()
     parent, child = messages.Channel.pair()
     # Fork first: the intermediate imports the container-side modules while this process
     # validates and prepares. If we refuse the config it sees end-of-stream and exits.
@@ -165,7 +170,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
     state: st.ContainerState | None = None
     try:
         try:
-            state = prepare(root, container_id, bundle, opts, parent, intermediate_pid)
+            state = prepare(root, container_id, bundle, opts, parent)
             init_pid, pidfd, master = serve(parent, intermediate_pid, state)
             log.trace("init ready")
         except BaseException:
@@ -205,11 +210,9 @@ def prepare(
     bundle: str,
     opts: CreateOptions,
     channel: messages.Channel,
-    intermediate_pid: int,
 ) -> st.ContainerState:
-    """Validate, claim the id, make the fifo and the cgroup, put the intermediate in the
-    cgroup (as runc does: attaching is slow on cgroup v1 and the intermediate is busy
-    importing meanwhile); send Start to the intermediate."""
+    """Validate, claim the id, make the fifo, connect the console socket; send Start to the
+    intermediate (which makes and joins the cgroup)."""
     spec = config.load(bundle)
     log.trace("config loaded")
     rootfs = config.rootfs_path(spec, bundle)
@@ -245,11 +248,6 @@ def prepare(
             from skiff.linux import pty
 
             console_fd = pty.connect(opts.console_socket)
-        cgroup = open_cgroup(spec, container_id)
-        state.cgroup = cgroup.to_dict() if cgroup is not None else None
-        if cgroup is not None:
-            cgroup.add_process(intermediate_pid)
-        log.trace("cgroup ready")
         from skiff.runtime.context import StartContext
 
         ctx = StartContext(
@@ -268,11 +266,8 @@ def prepare(
             new_keyring=not opts.no_new_keyring,
         )
         channel.send(messages.Message(messages.START, data=ctx.to_data()), fds=ctx.fds())
+        log.trace("start sent")
     except BaseException:
-        if state.cgroup:
-            # The intermediate is in the cgroup: it must be gone before the cgroup can go.
-            _kill_quietly(intermediate_pid, -1)
-            _destroy_quietly(state.cgroup_manager())
         st.remove_state_dir(state_dir)
         raise
     finally:
@@ -280,6 +275,19 @@ def prepare(
             if fd >= 0:
                 os.close(fd)
     return state
+
+
+def preload_shared() -> None:
+    """Before the fork, load what both sides need, so it is loaded once: the C library
+    (the main process's prctl, every syscall of the children) and the cgroup code (the
+    intermediate makes the cgroup, `run` and `delete` remove it)."""
+    from skiff.linux.syscalls import libc
+
+    libc()
+    try:
+        import skiff.linux.cgroups  # noqa: F401
+    except ImportError:  # see enter_cgroup
+        pass
 
 
 def fork_intermediate(channel: messages.Channel, *, close_in_child: messages.Channel) -> int:
@@ -312,12 +320,18 @@ def intermediate_main(channel: messages.Channel) -> None:
 
         ctx = StartContext.from_data(msg.data, fds, channel)
         plan = intermediate.NamespacePlan.from_spec(ctx.spec)
+        # Before any namespace work: a new cgroup namespace takes this cgroup as its root,
+        # and init (forked below) inherits it.
+        enter_cgroup(ctx.spec, ctx.container_id, channel)
     except BaseException as err:
+        # The error's class travels too: a bad linux.resources stays an InvalidArgument.
+        kind = {"error": type(err).__name__} if isinstance(err, SkiffError) else None
         try:
-            channel.send(messages.Message(messages.FAILED, reason=intermediate.describe(err)))
+            channel.send(
+                messages.Message(messages.FAILED, reason=intermediate.describe(err), data=kind)
+            )
         finally:
             os._exit(1)
-    # The main process has put us in the container's cgroup already.
     intermediate.run(plan, channel, lambda: init.run(ctx))
 
 
@@ -342,6 +356,11 @@ def serve(
         if fd is not None and msg.kind != messages.CONSOLE:
             os.close(fd)
         kind = msg.kind
+        if kind == messages.CGROUP_READY:
+            state.cgroup = msg.data
+            continue
+        # Whatever comes next, the intermediate has joined the cgroup (or failed).
+        warmup.stop_priming()
         if kind == messages.USERNS_UNSHARED:
             from skiff.linux import namespaces
 
@@ -373,7 +392,18 @@ def serve(
                 os.close(master)
             if pidfd >= 0:
                 os.close(pidfd)
-            raise FailedPrecondition(msg.reason)
+            raise failure_class(msg.data)(msg.reason)
+
+
+def failure_class(data: dict[str, Any] | None) -> type[SkiffError]:
+    """The error class a Failed message names (one of skiff.errors), else FailedPrecondition."""
+    import skiff.errors
+
+    name = (data or {}).get("error")
+    found = getattr(skiff.errors, name, None) if isinstance(name, str) else None
+    if isinstance(found, type) and issubclass(found, SkiffError):
+        return found
+    return FailedPrecondition
 
 
 def reap(pid: int) -> int:

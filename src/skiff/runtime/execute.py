@@ -14,7 +14,7 @@ import os
 from skiff.errors import FailedPrecondition, InvalidArgument
 from skiff.linux import namespaces as ns
 from skiff.linux.syscalls import PR_SET_CHILD_SUBREAPER, SYSCALLS
-from skiff.runtime import config, messages
+from skiff.runtime import config, messages, warmup
 from skiff.runtime import state as st
 
 TYPE_CHECKING = False
@@ -178,6 +178,7 @@ def exec_process(root: str, container_id: str, process: dict[str, Any], opts: Ex
                     msg, fd = parent.recv()
                 except messages.ChannelClosed:
                     raise FailedPrecondition("exec: process died before it was ready") from None
+                warmup.stop_priming()  # the intermediate has joined the cgroup
                 if msg.kind == messages.INIT_PID:
                     pid = msg.pid
                     pidfd = os.pidfd_open(pid)

@@ -1,14 +1,15 @@
 """The intermediate process: enter the cgroup and the namespaces, then fork the container process.
 
 Runs in the child of the main process and never returns (os._exit). Steps:
-1. join the cgroup when given one (exec; for create the main process attached us already),
-   always before unsharing the cgroup namespace, whose root the cgroup becomes;
+1. join the cgroup when given one (exec; for create, `create.enter_cgroup` made and joined
+   it already), always before unsharing the cgroup namespace, whose root the cgroup becomes;
 2. setns into every namespace given by path (user first);
 3. unshare a new user namespace and ask the main process to write its id maps, then become
    root in it;
 4. unshare every other new namespace, write time offsets;
-5. fork: the child is pid 1 of the new pid namespace (init, or the `exec`ed process);
-6. send its pid to the main process and exit.
+5. fork: the child is pid 1 of the new pid namespace (init, or the `exec`ed process); it
+   starts only once step 6 is done, so the main process always knows its pid first;
+6. send its pid to the main process, let the child go, and exit.
 """
 
 from __future__ import annotations
@@ -104,13 +105,25 @@ def run(
     code = 1
     try:
         enter(plan, channel, cgroup=cgroup)
+        # The child waits for a byte on this pipe, written once its pid is on the channel:
+        # the main process must learn the pid before anything the child says (Ready, …).
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             try:
+                os.close(go_w)
+                if os.read(go_r, 1) != b"1":  # the intermediate failed: say nothing
+                    os._exit(1)
+                os.close(go_r)
                 child()
             finally:
                 os._exit(1)
-        channel.send(messages.Message(messages.INIT_PID, pid=pid))
+        os.close(go_r)
+        try:
+            channel.send(messages.Message(messages.INIT_PID, pid=pid))
+            os.write(go_w, b"1")
+        finally:
+            os.close(go_w)
         code = 0
     except messages.ChildFailed:
         code = 1

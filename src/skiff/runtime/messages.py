@@ -1,9 +1,12 @@
 """The messages the processes of one container start exchange, and the channel that carries them.
 
 create (main) ──fork──> intermediate ──fork──> init
-   │  -> Start(data) + fds     (config validated, cgroup made: the start context; fds = exec
+   │  -> Start(data) + fds     (config validated, id claimed: the start context; fds = exec
    │                            fifo and console socket. The intermediate forked first and
    │                            imported the container-side modules meanwhile.)
+   │  <- CgroupReady(data)     (intermediate: the container's cgroup, as CgroupManager.to_dict;
+   │                            sent before it is made, so the main process can remove it on
+   │                            failure; the intermediate then applies resources and joins)
    │  <- UsernsUnshared        (intermediate made a user ns: write its uid/gid maps)
    │  -> UsernsMapped
    │  <- InitPid(pid)          (intermediate forked init; it exits next)
@@ -11,7 +14,8 @@ create (main) ──fork──> intermediate ──fork──> init
    │  -> HooksDone
    │  <- Console + fd          (init opened its pty; master attached, for `run` to proxy)
    │  <- Ready                 (init is set up and blocks on the exec fifo)
-   │  <- Failed(reason)        (any step failed; the reason is the user-facing error)
+   │  <- Failed(reason[, data]) (any step failed; the reason is the user-facing error, data
+   │                            may name its skiff.errors class: {"error": "InvalidArgument"})
 
 One message is one datagram on a SOCK_SEQPACKET socketpair: a small JSON object, optionally
 with one fd in SCM_RIGHTS. End of stream before Ready means the child died.
@@ -56,7 +60,7 @@ KINDS = (
 
 class Message:
     """One message: `kind` plus `pid` (InitPid, HooksDone), `reason` (Failed) or `data`
-    (CgroupReady)."""
+    (Start, CgroupReady, Failed)."""
 
     __slots__ = ("data", "kind", "pid", "reason")
 

@@ -150,8 +150,6 @@ def close_fds(keep_above: int, *, sys: Syscalls = SYSCALLS) -> None:
 def preload(process: Mapping[str, Any], *, seccomp: bool, hooks: bool = False) -> None:
     """Import now every module the steps after pivot_root/setns(mnt) need: from then on the
     host's Python library is out of reach."""
-    import importlib
-
     names = ["skiff.linux.capabilities", "resource"]
     if seccomp:
         names.append("skiff.linux.seccomp")
@@ -160,7 +158,7 @@ def preload(process: Mapping[str, Any], *, seccomp: bool, hooks: bool = False) -
     if hooks:
         names += ["select", "time"]
     for name in names:
-        importlib.import_module(name)
+        __import__(name)  # importlib costs an import of its own
 
 
 class Prepared:

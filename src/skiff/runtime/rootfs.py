@@ -21,10 +21,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from skiff.errors import FailedPrecondition, InvalidArgument, NotImplementedYet, SkiffError
 from skiff.linux import devices as devs
@@ -41,7 +37,6 @@ from skiff.linux.mount import (
     MS_REMOUNT,
     MS_SLAVE,
     PROPAGATION_OPTIONS,
-    MountOps,
     RealMountOps,
     bind_remount,
     is_bind,
@@ -51,6 +46,13 @@ from skiff.linux.mount import (
     parse_options,
     parse_recursive_options,
 )
+
+TYPE_CHECKING = False  # typing, dataclasses and contextlib cost ~15 ms: this runs per container
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from skiff.linux.mount import MountOps
 
 # Mount types handled specially; any other type must be known to the kernel (/proc/filesystems).
 _SPECIAL_TYPES = frozenset(
@@ -120,18 +122,31 @@ def validate_sysctls(spec: Mapping[str, Any]) -> None:
             )
 
 
-@dataclass
-class _Rootfs:
-    spec: Mapping[str, Any]
-    bundle: str
-    ops: MountOps
-    root: str = ""
-    userns: bool = False
-    new_netns: bool = False
-    cgroupns: bool = False
-    deferred_ro: list[tuple[str, int, str]] = field(default_factory=list)
+class _FdTarget:
+    """`with rootfs.target(path) as target:` — a "/proc/self/fd/N" path for a container
+    path opened inside the rootfs, closed on exit (contextlib's decorator costs an import)."""
 
-    def __post_init__(self) -> None:
+    __slots__ = ("fd", "ops")
+
+    def __init__(self, ops: MountOps, fd: int) -> None:
+        self.ops = ops
+        self.fd = fd
+
+    def __enter__(self) -> str:
+        return f"/proc/self/fd/{self.fd}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.ops.close(self.fd)
+
+
+class _Rootfs:
+    __slots__ = ("bundle", "cgroupns", "deferred_ro", "new_netns", "ops", "root", "spec", "userns")
+
+    def __init__(self, spec: Mapping[str, Any], bundle: str, ops: MountOps) -> None:
+        self.spec = spec
+        self.bundle = bundle
+        self.ops = ops
+        self.deferred_ro: list[tuple[str, int, str]] = []
         root_path = (self.spec.get("root") or {}).get("path")
         if not isinstance(root_path, str) or not root_path:
             raise InvalidArgument("config.json: root.path is missing")
@@ -156,14 +171,9 @@ class _Rootfs:
     def linux(self) -> Mapping[str, Any]:
         return self.spec.get("linux") or {}
 
-    @contextmanager
-    def target(self, container_path: str) -> Iterator[str]:
+    def target(self, container_path: str) -> _FdTarget:
         """A "/proc/self/fd/N" path for `container_path`, opened inside the rootfs."""
-        fd = self.ops.open_in_root(self.root, container_path)
-        try:
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            self.ops.close(fd)
+        return _FdTarget(self.ops, self.ops.open_in_root(self.root, container_path))
 
     def check_own_mount_namespace(self) -> None:
         """Refuse to run in the mount namespace of pid 1: every step below would hit the host.

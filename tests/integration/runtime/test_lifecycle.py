@@ -405,3 +405,27 @@ def test_session_keyring_per_container(runtime: Runtime) -> None:
     keys = open("/proc/keys").read()  # the host (root) can view the containers' keyrings
     assert names[0] in keys
     assert names[1] not in keys
+
+
+def _own_cgroup_dirs(cid: str) -> list[Path]:
+    """Where the container's cgroup would be in each v1 hierarchy this process is in."""
+    found = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers:
+            base = Path("/sys/fs/cgroup") / controllers.removeprefix("name=")
+            found.append(base / path.lstrip("/") / "skiff" / cid)
+    return found
+
+
+def test_bad_resources_fail_create_and_leave_nothing(runtime: Runtime) -> None:
+    """The intermediate makes the cgroup: its refusal still names the field, and the main
+    process removes the cgroup and the state dir."""
+    bundle = runtime.bundle(
+        ["true"], lambda s: s["linux"].update(resources={"pids": {"limit": "many"}})
+    )
+    cid = runtime.new_id()
+    line = _one_line_failure(runtime("create", "-b", str(bundle), cid))
+    assert line.startswith("config.json: linux.resources"), line
+    assert not (runtime.root / cid).exists()
+    assert [d for d in _own_cgroup_dirs(cid) if d.exists()] == []

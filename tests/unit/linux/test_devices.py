@@ -93,3 +93,13 @@ def test_device_symlinks_and_ptmx(tmp_path: Path) -> None:
     assert ("symlink", "/proc/self/fd", f"{dev}/fd") in ops.calls
     assert ("symlink", "/proc/self/fd/2", f"{dev}/stderr") in ops.calls
     assert ops.calls[-2:] == [("unlink", f"{dev}/ptmx"), ("symlink", "pts/ptmx", f"{dev}/ptmx")]
+
+
+def test_device_is_an_immutable_value() -> None:
+    dev = devices.Device("/dev/fuse", "c", 10, 229)
+    assert dev == devices.Device("/dev/fuse", "c", 10, 229, 0o666, 0, 0)
+    assert hash(dev) == hash(devices.Device("/dev/fuse", "c", 10, 229))
+    assert dev != devices.Device("/dev/fuse", "c", 10, 230)
+    assert dev.mode == 0o20666 and dev.rdev == os.makedev(10, 229)
+    with pytest.raises(AttributeError):
+        dev.minor = 1  # type: ignore[misc]

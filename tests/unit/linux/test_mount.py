@@ -209,3 +209,11 @@ def test_mount_all_applies_recursive_readonly(tmp_path: Path) -> None:
         ("mount", "/src", str(tmp_path), "", m.MS_BIND | m.MS_REC, ""),
         ("mount_setattr", str(tmp_path), m.MOUNT_ATTR_RDONLY, 0),
     ]
+
+
+def test_mountinfo_is_an_immutable_value() -> None:
+    a, b = m.parse_mountinfo(MOUNTINFO)[1], m.parse_mountinfo(MOUNTINFO)[1]
+    assert a == b and hash(a) == hash(b) and a != m.parse_mountinfo(MOUNTINFO)[2]
+    assert "mountpoint='/'" in repr(a)
+    with pytest.raises(AttributeError):
+        a.mountpoint = "/elsewhere"  # type: ignore[misc]

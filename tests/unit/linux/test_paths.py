@@ -131,3 +131,12 @@ def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
+
+
+def test_real_root_path_matches_realpath(tmp_path: Path) -> None:
+    (tmp_path / "real" / "root").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    via_link = str(tmp_path / "link" / "root" / ".." / "root")
+    assert paths.real_root_path(via_link) == os.path.realpath(via_link)
+    missing = str(tmp_path / "link" / "missing")
+    assert paths.real_root_path(missing) == os.path.realpath(missing)

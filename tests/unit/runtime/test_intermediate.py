@@ -79,3 +79,26 @@ def test_enter_joins_the_cgroup_first() -> None:
         ours.close()
         theirs.close()
     assert order == ["cgroup", "unshare"]
+
+
+def test_the_child_speaks_only_after_its_pid_is_sent() -> None:
+    """run() forks the child, sends InitPid, then lets the child go: the main process never
+    sees the child's messages (Ready, …) before its pid, however the two are scheduled."""
+    from skiff.runtime.intermediate import run
+
+    for _ in range(3):
+        ours, theirs = messages.Channel.pair()
+        pid = os.fork()
+        if pid == 0:  # the intermediate: no namespaces to enter; its child says Ready at once
+            theirs.close()
+            ready = messages.Message(messages.READY)
+            run(NamespacePlan([], False, 0), ours, lambda ch=ours, m=ready: ch.send(m))
+        ours.close()
+        try:
+            first, _ = theirs.recv()
+            second, _ = theirs.recv()
+        finally:
+            theirs.close()
+            os.waitpid(pid, 0)
+        assert (first.kind, second.kind) == (messages.INIT_PID, messages.READY)
+        assert first.pid > 0

@@ -64,3 +64,13 @@ def test_hook_timeout_kills() -> None:
     hook = {"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}
     with pytest.raises(FailedPrecondition, match="timed out after 1s"):
         hooks.run_hooks("createRuntime", [hook], {"id": "c1"})
+
+
+def test_a_failure_keeps_its_error_class_across_processes() -> None:
+    from skiff.errors import FailedPrecondition, InvalidArgument
+    from skiff.runtime.create import failure_class
+
+    assert failure_class({"error": "InvalidArgument"}) is InvalidArgument
+    assert failure_class(None) is FailedPrecondition
+    assert failure_class({"error": "OSError"}) is FailedPrecondition  # only skiff.errors
+    assert failure_class({"error": "SkiffError"}).__name__ == "SkiffError"

@@ -8,7 +8,6 @@ Docker's blkio_stats.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from skiff.linux.cgroups.fs import (
     RESOURCES,
@@ -24,6 +23,7 @@ from skiff.linux.cgroups.fs import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 FIELD = f"{RESOURCES}.blockIO"

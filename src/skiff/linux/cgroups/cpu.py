@@ -8,7 +8,6 @@ cpu.max = "<quota or max> <period>".
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from skiff.errors import FailedPrecondition, InvalidArgument
 from skiff.linux.cgroups.fs import (
@@ -26,6 +25,7 @@ from skiff.linux.cgroups.fs import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 FIELD = f"{RESOURCES}.cpu"

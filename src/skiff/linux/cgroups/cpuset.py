@@ -7,7 +7,6 @@ A new v1 cpuset cgroup starts with empty cpus/mems and refuses members until the
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from skiff.errors import InvalidArgument
 from skiff.linux.cgroups.fs import (
@@ -22,6 +21,7 @@ from skiff.linux.cgroups.fs import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 FIELD = f"{RESOURCES}.cpu"

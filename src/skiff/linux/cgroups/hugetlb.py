@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc.Mapping, minus 1 ms of importing collections
 
 from skiff.errors import InvalidArgument
 from skiff.linux.cgroups.fs import RESOURCES, Step, opt_int, opt_list, read_int, write

@@ -8,7 +8,6 @@ v2 files: memory.max, memory.swap.max (swap only: OCI swap - limit, as runc conv
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from skiff.errors import InvalidArgument
 from skiff.linux.cgroups.fs import (
@@ -26,6 +25,7 @@ from skiff.linux.cgroups.fs import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 FIELD = f"{RESOURCES}.memory"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from skiff.errors import InvalidArgument
 from skiff.linux.cgroups.fs import RESOURCES, Step, opt_int, read_int, section, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 FIELD = f"{RESOURCES}.pids"

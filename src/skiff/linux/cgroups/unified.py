@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from skiff.errors import InvalidArgument
 from skiff.linux.cgroups.fs import RESOURCES, Step, section, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 FIELD = f"{RESOURCES}.unified"
