@@ -1,7 +1,8 @@
 """One RUN step: a container on the step's mounted rootfs, run to completion by the OCI runtime.
 
 The config.json comes from the engine's spec builder (Docker's default capabilities, masked
-paths, /dev, /proc, /sys); the step gets a private network namespace with only `lo` up (or the
+paths, /dev, /proc, /sys) with the daemon's seccomp profile and no-new-privileges default, as a
+container of `docker run` gets them; the step gets a private network namespace with only `lo` up (or the
 host's, for `--network=host`). Output goes to the build stream as it comes. When the build is
 cancelled the container is killed and deleted before this returns.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from skiff.engine import oci
+from skiff.engine.security import SecurityDefaults, seccomp_for
 from skiff.errors import FailedPrecondition, InvalidArgument
 from skiff.linux import netns
 
@@ -34,6 +36,9 @@ IFF_UP = 0x1
 STDERR_START, STDERR_END = "\x1b[91m", "\x1b[0m"
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+# The daemon's defaults (skiffd sets them at start); run_step(security=...) overrides them.
+security_defaults = SecurityDefaults()
 
 
 class Cancelled(FailedPrecondition):
@@ -97,8 +102,10 @@ def run_step(
     work_dir: Path,
     output: Callable[[str], None],
     cancelled: Callable[[], bool],
+    security: SecurityDefaults | None = None,
 ) -> int:
     """Run the step's process; returns its exit code. Raises Cancelled when cancelled."""
+    defaults = security if security is not None else security_defaults
     bundle = work_dir / step.container_id
     bundle.mkdir(parents=True)
     netns_path = None
@@ -115,6 +122,7 @@ def run_step(
             "WorkingDir": step.cwd or "/",
             "Hostname": step.container_id[:12],
         }
+        opts = oci.security_options(hc, default_no_new_privileges=defaults.no_new_privileges)
         files = bundle / "etc"
         oci.etc_files(
             container_id=step.container_id, config=config, host_config=hc, files_dir=str(files)
@@ -129,7 +137,8 @@ def run_step(
             pidns_path=None,
             ipcns_path=None,
             init_binary=None,
-            seccomp=None,
+            seccomp=seccomp_for(opts, oci.capabilities(hc), defaults),
+            security=opts,
         )
         spec["mounts"] += step.mounts
         spec["linux"]["cgroupsPath"] = f"skiff-build/{step.container_id}"

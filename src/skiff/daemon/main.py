@@ -81,6 +81,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["true", "false"],
         help="traffic between containers on the default bridge",
     )
+    p.add_argument(
+        "--seccomp-profile",
+        default=None,
+        help="default seccomp profile: a Docker-format JSON file, 'unconfined' or 'builtin'",
+    )
+    p.add_argument(
+        "--no-new-privileges",
+        action="store_true",
+        default=None,
+        help="set no-new-privileges on every container by default",
+    )
+    p.add_argument(
+        "--userns-remap",
+        default=None,
+        help="map containers' root to a subordinate id range: 'default' or user[:group]",
+    )
     p.add_argument("--tlsverify", action="store_true")
     p.add_argument("--tlscacert", default=None)
     p.add_argument("--tlscert", default=None)
@@ -133,11 +149,39 @@ def load_config(args: argparse.Namespace) -> dict[str, Any]:
         "registry_mirrors": list(cfg.get("registry-mirrors") or []),
         "bip": args.bip or cfg.get("bip"),
         "icc": (args.icc or str(cfg.get("icc", "true")).lower()) != "false",
+        "security": _security_defaults(args, cfg),
         "tlsverify": args.tlsverify or bool(cfg.get("tlsverify")),
         "tlscacert": args.tlscacert or cfg.get("tlscacert"),
         "tlscert": args.tlscert or cfg.get("tlscert"),
         "tlskey": args.tlskey or cfg.get("tlskey"),
     }
+
+
+def _security_defaults(args: argparse.Namespace, cfg: dict[str, Any]) -> Any:
+    """dockerd's `seccomp-profile`, `no-new-privileges` and `userns-remap` keys (flags win)."""
+    from skiff.engine.security import SecurityDefaults, load_seccomp_profile
+
+    nnp = (
+        args.no_new_privileges
+        if args.no_new_privileges is not None
+        else cfg.get("no-new-privileges", False)
+    )
+    if not isinstance(nnp, bool):
+        raise InvalidArgument(f"config no-new-privileges: expected true or false, got {nnp!r}")
+    remap = args.userns_remap if args.userns_remap is not None else cfg.get("userns-remap", "")
+    if not isinstance(remap, str):
+        raise InvalidArgument(f"config userns-remap: expected a string, got {remap!r}")
+    idmap = None
+    if remap:
+        from skiff.engine import userns
+
+        idmap = userns.resolve(remap)
+    return SecurityDefaults(
+        seccomp_profile=load_seccomp_profile(args.seccomp_profile or cfg.get("seccomp-profile")),
+        no_new_privileges=nnp,
+        idmap=idmap,
+        userns_remap=remap,
+    )
 
 
 def _listen(host: str, handler: Any, cfg: dict[str, Any]) -> Any:
@@ -225,6 +269,25 @@ def serve(cfg: dict[str, Any]) -> int:
         images=open_image_store(data_root),
         events=events,
     )
+    engine.security = cfg["security"]
+    from skiff.build import steprun
+
+    steprun.security_defaults = cfg["security"]
+    if engine.security.idmap is not None:
+        from skiff.engine import userns
+
+        # the remapped root must be able to reach its rootfs and files below these (dockerd
+        # makes its root dir 0711 for the same reason); parents are the administrator's
+        for d in (data_root, exec_root):
+            userns.make_traversable(d)
+        for gone in userns.prune_shifted_layers(data_root / "userns"):
+            log.info("userns-remap: removed the shifted copy %s of a deleted layer", gone)
+        log.info(
+            "userns-remap %s: containers' root is host uid %d, gid %d",
+            engine.security.userns_remap,
+            engine.security.idmap.uid_start,
+            engine.security.idmap.gid_start,
+        )
     engine.plumbing = open_plumbing(cfg, data_root, exec_root)
     engine.registry.insecure = cfg["insecure_registries"]
     engine.registry.mirrors = cfg["registry_mirrors"]

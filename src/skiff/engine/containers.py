@@ -416,7 +416,10 @@ class Engine:
         timeout: float = 30,
     ) -> subprocess.CompletedProcess[bytes]:
         argv = [self.runtimes.path(c.runtime), "--root", self.runtime_root, *args]
-        res = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
+        if args[0] in IN_PROCESS_VERBS and is_skiff_runtime(argv[0]):
+            res = run_in_process(self.runtime_root, argv, list(args))
+        else:
+            res = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
         if check and res.returncode != 0:
             msg = (res.stderr or res.stdout).decode(errors="replace").strip()
             raise FailedPrecondition(
@@ -1489,6 +1492,58 @@ class Engine:
             return bool(c.state["Running"] or c.status is Status.RESTARTING) and not c.removed
 
         return c, read_logs(self.log_path(c), still_running=running, **kwargs)
+
+
+# ---- skiff-runtime in-process ---------------------------------------------------------
+# `start`, `kill`, `delete`, `pause` and `resume` of skiff-runtime are a few syscalls and file
+# operations: skiffd calls the runtime's library for them instead of paying for a Python
+# process each (15-25 ms). `create` still runs the command (under the shim, which becomes the
+# container's parent), and so does every other runtime. Same state directory, same semantics,
+# same error texts: a CLI started later sees exactly what the command would have left.
+IN_PROCESS_VERBS = frozenset({"start", "kill", "delete", "pause", "resume"})
+_skiff_runtime_paths: dict[str, bool] = {}
+
+
+def is_skiff_runtime(path: str) -> bool:
+    """Whether `path` is the skiff-runtime command (by name, through links)."""
+    known = _skiff_runtime_paths.get(path)
+    if known is None:
+        known = os.path.basename(os.path.realpath(path)) == "skiff-runtime"
+        _skiff_runtime_paths[path] = known
+    return known
+
+
+def run_in_process(
+    root: str, argv: list[str], args: list[str]
+) -> subprocess.CompletedProcess[bytes]:
+    """Run one runtime verb through skiff-runtime's library; the result looks like the
+    command's (status 1 and its one-line error on stderr when it fails)."""
+    from skiff.runtime import lifecycle
+
+    verb, rest = args[0], args[1:]
+    force = "--force" in rest or "-f" in rest
+    kill_all = "--all" in rest or "-a" in rest
+    positional = [a for a in rest if not a.startswith("-")]
+    try:
+        if verb == "start":
+            lifecycle.start(root, positional[0])
+        elif verb == "kill":
+            sig = positional[1] if len(positional) > 1 else "SIGTERM"
+            lifecycle.kill(root, positional[0], sig, all_processes=kill_all)
+        elif verb == "delete":
+            lifecycle.delete(root, positional[0], force=force)
+        elif verb == "pause":
+            lifecycle.pause(root, positional[0])
+        else:
+            lifecycle.resume(root, positional[0])
+    except SkiffError as err:
+        return subprocess.CompletedProcess(argv, 1, b"", str(err).encode() + b"\n")
+    except OSError as err:
+        text = err.strerror or str(err)
+        if err.filename:
+            text = f"{text}: {err.filename}"
+        return subprocess.CompletedProcess(argv, 1, b"", text.encode() + b"\n")
+    return subprocess.CompletedProcess(argv, 0, b"", b"")
 
 
 def _check_image_ref(ref: str) -> None:

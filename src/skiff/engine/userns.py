@@ -182,6 +182,7 @@ def shifted_layer(layer: str, cache_root: Path, idmap: IdMap) -> str:
                 f"userns-remap: copy layer {layer}: {res.stderr.decode(errors='replace').strip()}"
             )
         shift_tree(str(tmp), idmap)
+        (base / f"{key}.src").write_text(os.path.realpath(layer))
         try:
             os.rename(tmp, final)
         except OSError:
@@ -191,6 +192,35 @@ def shifted_layer(layer: str, cache_root: Path, idmap: IdMap) -> str:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return str(final)
+
+
+def prune_shifted_layers(cache_root: Path) -> list[str]:
+    """Remove shifted copies whose source layer is gone (its image was removed); returns them.
+
+    Run while no remapped container is being started (skiffd does it at start-up)."""
+    removed: list[str] = []
+    if not cache_root.is_dir():
+        return removed
+    for base in cache_root.iterdir():
+        if not base.is_dir():
+            continue
+        for entry in base.iterdir():
+            if entry.name.startswith("."):
+                shutil.rmtree(entry, ignore_errors=True)  # a copy cut short by a crash
+                continue
+            if not entry.is_dir():
+                continue
+            src_file = base / f"{entry.name}.src"
+            try:
+                source = src_file.read_text().strip()
+            except OSError:
+                source = ""
+            if not source or not os.path.isdir(source):
+                shutil.rmtree(entry, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    src_file.unlink()
+                removed.append(str(entry))
+    return removed
 
 
 def remap_rootfs_mounts(
