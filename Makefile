@@ -3,7 +3,7 @@ VENV ?= /opt/skiff/venv
 PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: install demo test lint unit integration e2e bench bench-quick clean
+.PHONY: install demo test lint unit integration e2e bench bench-quick crash load clean
 
 install:
 	@scripts/install.sh
@@ -33,6 +33,14 @@ bench: install
 
 bench-quick: install
 	$(PY) bench/run --quick
+
+# 50 rounds of kill -9 of skiffd during load/build/run/rm, each checked for leaks and partial state
+crash: install
+	$(PY) bench/crash/run --rounds $${ROUNDS:-50}
+
+# concurrent clients creating/starting/exec-ing/removing containers; then a leak check
+load: install
+	$(PY) bench/load/run
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
