@@ -889,9 +889,19 @@ class ImageStore:
         """`docker load` of a docker-archive (Docker 25+ with its OCI layout, or older) or an OCI
         layout tarball. Returns what was loaded: familiar names (`busybox:latest`), and ids
         (`sha256:…`) of images that came without a name."""
+        import errno
+
+        from skiff.errors import Unavailable
         from skiff.images.archive import load_archive
 
-        return load_archive(self, fileobj, progress)
+        try:
+            return load_archive(self, fileobj, progress)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise Unavailable(
+                    f"load: writing to the image store {self.data_root}: {os.strerror(err.errno)}"
+                ) from None
+            raise
 
     def save(self, refs: builtins.list[str], out: BinaryIO) -> None:
         """`docker save`: a docker-archive as Docker 25+ writes it (manifest.json, repositories,
