@@ -24,14 +24,40 @@ def _pyroute2() -> Any:
     return pyroute2
 
 
+class _OneThread:
+    """Runs every call on one worker thread: pyroute2 0.9 opens a netlink socket per calling
+    thread and never closes it, so a daemon serving requests on many threads would leak one fd
+    per thread (found by the load test)."""
+
+    def __init__(self, make: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
+        self._obj: Any = self._pool.submit(make).result()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._obj, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._pool.submit(attr, *args, **kwargs).result()
+
+        return call
+
+    def shutdown(self) -> None:
+        self._pool.submit(self._obj.close).result()
+        self._pool.shutdown()
+
+
 class Netlink:
     """The host namespace's links, addresses and routes."""
 
     def __init__(self) -> None:
-        self._ipr: Any = _pyroute2().IPRoute()
+        self._ipr: Any = _OneThread(_pyroute2().IPRoute)
 
     def close(self) -> None:
-        self._ipr.close()
+        self._ipr.shutdown()
 
     # -- queries -------------------------------------------------------------------------
     def link_index(self, name: str) -> int | None:
