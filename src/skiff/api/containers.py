@@ -930,8 +930,15 @@ def _add_tree(tar: tarfile.TarFile, host: str, arcname: str, rootfs: str) -> Non
 
 
 def _extract_in_root(rootfs: str, dest: str, data: bytes, no_overwrite_dir_non_dir: bool) -> None:
-    """Extract a tar under `dest` inside the container; every path resolved inside the rootfs."""
-    from skiff.linux.paths import mkdir_all_in_root, resolve_in_root
+    """Extract a tar under `dest` inside the container.
+
+    Each entry's parent directory is opened with openat2(RESOLVE_IN_ROOT) and every operation is
+    done relative to that descriptor (mkdirat, openat with O_NOFOLLOW, symlinkat, linkat,
+    fchownat, …), so a container that swaps a directory for a symlink meanwhile cannot redirect
+    a write out of its root filesystem.
+    """
+
+    from skiff.linux.paths import mkdir_all_in_root, open_in_root
 
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
         for member in tar:
@@ -940,51 +947,95 @@ def _extract_in_root(rootfs: str, dest: str, data: bytes, no_overwrite_dir_non_d
                 continue
             target_path = os.path.join(dest, name)
             parent = os.path.dirname(target_path)
+            base = os.path.basename(target_path)
             mkdir_all_in_root(rootfs, parent)
-            host_parent = resolve_in_root(rootfs, parent)
-            host = os.path.join(host_parent, os.path.basename(target_path))
-            if os.path.lexists(host):
-                is_dir = os.path.isdir(host) and not os.path.islink(host)
-                if no_overwrite_dir_non_dir and is_dir != member.isdir():
-                    raise InvalidArgument(
-                        f"cannot overwrite {'directory' if is_dir else 'non-directory'} {target_path!r} with {'directory' if member.isdir() else 'non-directory'}"
-                    )
-                if member.isdir() and is_dir:
-                    os.chmod(host, member.mode & 0o7777)
-                    continue
-                if is_dir:
-                    import shutil
-
-                    shutil.rmtree(host)
-                else:
-                    os.unlink(host)
-            if member.isdir():
-                os.mkdir(host, member.mode & 0o7777)
-            elif member.issym():
-                os.symlink(member.linkname, host)
-            elif member.islnk():
-                link_src = resolve_in_root(
-                    rootfs, os.path.join(dest, os.path.normpath("/" + member.linkname).lstrip("/"))
-                )
-                os.link(link_src, host)
-            elif member.isfile():
-                src = tar.extractfile(member)
-                assert src is not None
-                fd = os.open(
-                    host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, member.mode & 0o7777
-                )
-                with os.fdopen(fd, "wb") as out:
-                    while True:
-                        chunk = src.read(1 << 20)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                os.chmod(host, member.mode & 0o7777)
-            else:
-                continue  # devices and fifos: not copied into containers
+            dirfd = open_in_root(rootfs, parent, os.O_PATH | os.O_DIRECTORY)
             try:
-                os.lchown(host, member.uid, member.gid)
-            except OSError:
-                pass
-            if not member.issym():
-                os.utime(host, (member.mtime, member.mtime))
+                _extract_member(
+                    tar, member, dirfd, base, rootfs, dest, target_path, no_overwrite_dir_non_dir
+                )
+            finally:
+                os.close(dirfd)
+
+
+def _extract_member(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    dirfd: int,
+    base: str,
+    rootfs: str,
+    dest: str,
+    target_path: str,
+    no_overwrite_dir_non_dir: bool,
+) -> None:
+    import shutil
+    import stat as st
+
+    from skiff.linux.paths import open_in_root
+
+    mode = member.mode & 0o7777
+    try:
+        existing = os.stat(base, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None:
+        is_dir = st.S_ISDIR(existing.st_mode)
+        if no_overwrite_dir_non_dir and is_dir != member.isdir():
+            raise InvalidArgument(
+                f"cannot overwrite {'directory' if is_dir else 'non-directory'} {target_path!r} with {'directory' if member.isdir() else 'non-directory'}"
+            )
+        if member.isdir() and is_dir:
+            fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dirfd)
+            try:
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            return
+        if is_dir:
+            shutil.rmtree(base, dir_fd=dirfd)
+        else:
+            os.unlink(base, dir_fd=dirfd)
+    if member.isdir():
+        os.mkdir(base, mode, dir_fd=dirfd)
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dirfd)
+        try:
+            _own(fd, member)  # chown first: it clears set-id bits that chmod then sets
+            os.fchmod(fd, mode)
+            os.utime(fd, (member.mtime, member.mtime))
+        finally:
+            os.close(fd)
+    elif member.issym():
+        os.symlink(member.linkname, base, dir_fd=dirfd)
+        try:
+            os.chown(base, member.uid, member.gid, dir_fd=dirfd, follow_symlinks=False)
+        except OSError:
+            pass
+    elif member.islnk():
+        link_path = os.path.join(dest, os.path.normpath("/" + member.linkname).lstrip("/"))
+        src_fd = open_in_root(rootfs, link_path, os.O_PATH | os.O_NOFOLLOW)
+        try:
+            os.link(f"/proc/self/fd/{src_fd}", base, dst_dir_fd=dirfd, follow_symlinks=True)
+        finally:
+            os.close(src_fd)
+    elif member.isfile():
+        src = tar.extractfile(member)
+        assert src is not None
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dirfd)
+        with os.fdopen(fd, "wb") as out:
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+            out.flush()
+            _own(out.fileno(), member)
+            os.fchmod(out.fileno(), mode)
+            os.utime(out.fileno(), (member.mtime, member.mtime))
+    # devices and fifos: not copied into containers
+
+
+def _own(fd: int, member: tarfile.TarInfo) -> None:
+    try:
+        os.fchown(fd, member.uid, member.gid)
+    except OSError:
+        pass
