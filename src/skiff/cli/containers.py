@@ -6,8 +6,18 @@ import os
 import sys
 import time
 
-from skiff.cli.flags import BOOL, INT, LIST, STR, Command, Flag, FlagError
-from skiff.cli.main import Context, ExitStatus
+from skiff.cli.flags import (
+    BOOL,
+    INT,
+    LIST,
+    STR,
+    Command,
+    Flag,
+    FlagError,
+    parse_filters,
+    prune_command,
+)
+from skiff.cli.main import Context, ExitStatus, for_each
 from skiff.client.api import loads, q
 from skiff.errors import NotFound, SkiffError
 
@@ -25,20 +35,6 @@ FORMAT = Flag(
     metavar="string",
     help="Format output using a custom template ('table', 'table TEMPLATE', 'json', 'TEMPLATE')",
 )
-
-
-def _filters(items: list[str]) -> dict[str, dict[str, bool]] | None:
-    if not items:
-        return None
-    out: dict[str, dict[str, bool]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise FlagError(
-                f'invalid argument "{item}" for "-f, --filter" flag: bad format of filter (expected name=value)'
-            )
-        out.setdefault(key.strip().lower(), {})[value] = True
-    return out
 
 
 # -- ps ---------------------------------------------------------------------------------------
@@ -272,7 +268,7 @@ def ps(ctx: Context, argv: list[str]) -> int:
         params["limit"] = opts.last
     if opts.size or ".Size" in opts.format or "json ." in opts.format or opts.format == "json":
         params["size"] = True
-    filters = _filters(opts.filter)
+    filters = parse_filters(opts.filter)
     if filters:
         params["filters"] = filters
     containers = ctx.client.get_json("/containers/json", params)
@@ -581,29 +577,12 @@ def start(ctx: Context, argv: list[str]) -> int:
             sig_proxy=not tty,
         )
         return 0 if outcome == "detached" else waiter.result()
-    return _each(args, lambda c: client.request("POST", f"/containers/{q(c)}/start").read())
+    return for_each(args, lambda c: client.request("POST", f"/containers/{q(c)}/start").read())
 
 
 class ExitstatusUsage(ExitStatus):
     def __init__(self, message: str) -> None:
         super().__init__(1, f"skiff: {message}")
-
-
-def _each(names: list[str], action: Any, echo: bool = True) -> int:
-    """Apply `action` to each name, print each name that worked, report failures (exit 1)."""
-    failed = []
-    for name in names:
-        try:
-            action(name)
-        except SkiffError as err:
-            failed.append(str(err))
-            continue
-        if echo:
-            print(name)
-    if failed:
-        sys.stdout.flush()
-        raise ExitStatus(1, "\n".join(failed))
-    return 0
 
 
 STOP = Command(
@@ -623,7 +602,7 @@ STOP = Command(
 def stop(ctx: Context, argv: list[str]) -> int:
     opts, args = STOP.parse(argv)
     params = {"t": opts.time, "signal": opts.signal or None}
-    return _each(
+    return for_each(
         args, lambda c: ctx.client.request("POST", f"/containers/{q(c)}/stop", params).read()
     )
 
@@ -642,7 +621,7 @@ RESTART = Command(
 def restart(ctx: Context, argv: list[str]) -> int:
     opts, args = RESTART.parse(argv)
     params = {"t": opts.time, "signal": opts.signal or None}
-    return _each(
+    return for_each(
         args, lambda c: ctx.client.request("POST", f"/containers/{q(c)}/restart", params).read()
     )
 
@@ -661,7 +640,7 @@ KILL = Command(
 def kill(ctx: Context, argv: list[str]) -> int:
     opts, args = KILL.parse(argv)
     params = {"signal": opts.signal or None}
-    return _each(
+    return for_each(
         args, lambda c: ctx.client.request("POST", f"/containers/{q(c)}/kill", params).read()
     )
 
@@ -685,7 +664,9 @@ RM = Command(
 def rm(ctx: Context, argv: list[str]) -> int:
     opts, args = RM.parse(argv)
     params = {"force": opts.force or None, "v": opts.volumes or None, "link": opts.link or None}
-    return _each(args, lambda c: ctx.client.request("DELETE", f"/containers/{q(c)}", params).read())
+    return for_each(
+        args, lambda c: ctx.client.request("DELETE", f"/containers/{q(c)}", params).read()
+    )
 
 
 def _simple(name: str, summary: str, path: str, example: str) -> Any:
@@ -700,7 +681,7 @@ def _simple(name: str, summary: str, path: str, example: str) -> Any:
 
     def verb(ctx: Context, argv: list[str]) -> int:
         _, args = cmd.parse(argv)
-        return _each(
+        return for_each(
             args, lambda c: ctx.client.request("POST", f"/containers/{q(c)}/{path}").read()
         )
 
@@ -727,16 +708,12 @@ WAIT = Command(
 
 def wait(ctx: Context, argv: list[str]) -> int:
     _, args = WAIT.parse(argv)
-    failed = []
-    for name in args:
-        try:
-            doc = ctx.client.post_json(f"/containers/{q(name)}/wait")
-            print(doc.get("StatusCode", 0))
-        except SkiffError as err:
-            failed.append(str(err))
-    if failed:
-        raise ExitStatus(1, "\n".join(failed))
-    return 0
+
+    def wait_one(name: str) -> None:
+        doc = ctx.client.post_json(f"/containers/{q(name)}/wait")
+        print(doc.get("StatusCode", 0))
+
+    return for_each(args, wait_one, echo=False)
 
 
 RENAME = Command(
@@ -758,46 +735,20 @@ def rename(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
-PRUNE = Command(
-    "container prune",
-    "Remove all stopped containers",
-    flags=[
-        Flag(
-            "filter",
-            kind=LIST,
-            metavar="filter",
-            help="Provide filter values (e.g. 'until=<timestamp>')",
-        ),
-        Flag("force", "f", help="Do not prompt for confirmation"),
-    ],
-    example="skiff container prune -f",
-    max_args=0,
+PRUNE = prune_command(
+    "container prune", "Remove all stopped containers", "skiff container prune -f"
 )
 
 
-def confirm(question: str) -> bool:
-    sys.stdout.write(question + " [y/N] ")
-    sys.stdout.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
-
-
 def prune(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.output import human_size
+    from skiff.cli.prune import confirmed, print_deleted, print_reclaimed
 
     opts, _ = PRUNE.parse(argv)
-    if not opts.force and not confirm(
-        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?"
-    ):
+    if not confirmed(opts, "WARNING! This will remove all stopped containers."):
         return 0
-    doc = ctx.client.post_json("/containers/prune", {"filters": _filters(opts.filter)})
-    deleted = doc.get("ContainersDeleted") or []
-    if deleted:
-        print("Deleted Containers:")
-        for cid in deleted:
-            print(cid)
-        print()
-    print(f"Total reclaimed space: {human_size(doc.get('SpaceReclaimed', 0))}")
+    doc = ctx.client.post_json("/containers/prune", {"filters": parse_filters(opts.filter)}) or {}
+    print_deleted("Deleted Containers:", doc.get("ContainersDeleted"))
+    print_reclaimed(doc.get("SpaceReclaimed", 0))
     return 0
 
 
@@ -1583,4 +1534,4 @@ def update(ctx: Context, argv: list[str]) -> int:
         for w in doc.get("Warnings") or []:
             sys.stderr.write(f"WARNING: {w}\n")
 
-    return _each(args, one)
+    return for_each(args, one)

@@ -260,3 +260,51 @@ class Command:
         if self.example:
             lines += ["", "Example:"] + ["  " + e for e in self.example.splitlines()]
         return "\n".join(lines) + "\n"
+
+
+def parse_filters(items: list[str]) -> dict[str, dict[str, bool]] | None:
+    """`--filter key=value` items as the API's `filters` map, None when there are none."""
+    if not items:
+        return None
+    out: dict[str, dict[str, bool]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise FlagError(
+                f'invalid argument "{item}" for "-f, --filter" flag: bad format of filter (expected name=value)'
+            )
+        out.setdefault(key.strip().lower(), {})[value] = True
+    return out
+
+
+def parse_kv(items: list[str]) -> dict[str, str]:
+    """`key=value` items (--label, --opt) as a map; an item without "=" maps to ""."""
+    out = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+def prune_command(
+    name: str,
+    summary: str,
+    example: str,
+    *,
+    filter_example: str = "until=<timestamp>",
+    all_help: str = "",
+    extra: tuple[Flag, ...] = (),
+) -> Command:
+    """`name`'s flags: --all (when `all_help` says what it adds), --filter, --force, `extra`."""
+    flags = [Flag("all", "a", help=all_help)] if all_help else []
+    flags += [
+        Flag(
+            "filter",
+            kind=LIST,
+            metavar="filter",
+            help=f"Provide filter values (e.g. '{filter_example}')",
+        ),
+        Flag("force", "f", help="Do not prompt for confirmation"),
+        *extra,
+    ]
+    return Command(name, summary, flags=flags, example=example, max_args=0)

@@ -6,10 +6,9 @@ import os
 import sys
 from typing import Any, TextIO
 
-from skiff.cli.flags import LIST, STR, Command, Flag
-from skiff.cli.main import Context, ExitStatus
+from skiff.cli.flags import LIST, STR, Command, Flag, parse_filters, prune_command
+from skiff.cli.main import Context, ExitStatus, for_each
 from skiff.client.api import iter_json_messages, q
-from skiff.errors import SkiffError
 
 # -- images -----------------------------------------------------------------------------------
 
@@ -176,11 +175,10 @@ def image_rows(images: list[dict[str, Any]], digests: bool, trunc: bool) -> list
 
 
 def images(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.containers import _filters
     from skiff.cli.output import render
 
     opts, args = IMAGES.parse(argv)
-    filters = _filters(opts.filter) or {}
+    filters = parse_filters(opts.filter) or {}
     if args:
         filters.setdefault("reference", {})[args[0]] = True
     imgs = ctx.client.get_json(
@@ -351,24 +349,15 @@ RMI = Command(
 
 def rmi(ctx: Context, argv: list[str]) -> int:
     opts, args = RMI.parse(argv)
-    failed = []
-    for name in args:
-        try:
-            doc = ctx.client.delete(
-                f"/images/{q(name)}",
-                {"force": opts.force or None, "noprune": opts.no_prune or None},
-            )
-        except SkiffError as err:
-            failed.append(str(err))
-            continue
-        for item in doc or []:
+    params = {"force": opts.force or None, "noprune": opts.no_prune or None}
+
+    def remove(name: str) -> None:
+        for item in ctx.client.delete(f"/images/{q(name)}", params) or []:
             for key in ("Untagged", "Deleted"):
                 if item.get(key):
                     print(f"{key}: {item[key]}")
-    if failed:
-        sys.stdout.flush()
-        raise ExitStatus(1, "\n".join(failed))
-    return 0
+
+    return for_each(args, remove, echo=False)
 
 
 HISTORY = Command(
@@ -483,27 +472,16 @@ def inspect(ctx: Context, argv: list[str]) -> int:
     return print_inspect(args, opts.format, lambda n: ctx.client.get_json(f"/images/{q(n)}/json"))
 
 
-IMAGE_PRUNE = Command(
+IMAGE_PRUNE = prune_command(
     "image prune",
     "Remove unused images",
-    flags=[
-        Flag("all", "a", help="Remove all unused images, not just dangling ones"),
-        Flag(
-            "filter",
-            kind=LIST,
-            metavar="filter",
-            help="Provide filter values (e.g. 'until=<timestamp>')",
-        ),
-        Flag("force", "f", help="Do not prompt for confirmation"),
-    ],
-    example="skiff image prune -af",
-    max_args=0,
+    "skiff image prune -af",
+    all_help="Remove all unused images, not just dangling ones",
 )
 
 
 def prune(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.containers import _filters, confirm
-    from skiff.cli.output import human_size
+    from skiff.cli.prune import confirmed, print_deleted_images, print_reclaimed
 
     opts, _ = IMAGE_PRUNE.parse(argv)
     warning = (
@@ -511,20 +489,13 @@ def prune(ctx: Context, argv: list[str]) -> int:
         if opts.all
         else "WARNING! This will remove all dangling images."
     )
-    if not opts.force and not confirm(warning + "\nAre you sure you want to continue?"):
+    if not confirmed(opts, warning):
         return 0
-    filters = _filters(opts.filter) or {}
+    filters = parse_filters(opts.filter) or {}
     filters["dangling"] = {"false" if opts.all else "true": True}
     doc = ctx.client.post_json("/images/prune", {"filters": filters}) or {}
-    deleted = doc.get("ImagesDeleted") or []
-    if deleted:
-        print("Deleted Images:")
-        for d in deleted:
-            for k, v in d.items():
-                if v:
-                    print(f"{k.lower()}: {v}")
-        print()
-    print(f"Total reclaimed space: {human_size(doc.get('SpaceReclaimed', 0))}")
+    print_deleted_images(doc.get("ImagesDeleted"))
+    print_reclaimed(doc.get("SpaceReclaimed", 0))
     return 0
 
 

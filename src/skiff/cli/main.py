@@ -13,10 +13,11 @@ import sys
 
 TYPE_CHECKING = False  # no `typing` at run time: start-up cost
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-if TYPE_CHECKING:
     from skiff.client.api import Client
+    from skiff.errors import SkiffError
 
 # verb -> (module, function, one-line summary)
 VERBS: dict[str, tuple[str, str, str]] = {
@@ -205,6 +206,34 @@ class ExitStatus(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def for_each(
+    names: list[str],
+    action: Callable[[str], object],
+    *,
+    echo: bool = True,
+    skip: Callable[[SkiffError], bool] | None = None,
+) -> int:
+    """Apply `action` to each name in turn, printing each name that worked when `echo`; then
+    report the failures together (exit 1). An error `skip` accepts is neither printed nor
+    reported (`network rm --force` on a missing network)."""
+    from skiff.errors import SkiffError
+
+    failed = []
+    for name in names:
+        try:
+            action(name)
+        except SkiffError as err:
+            if skip is None or not skip(err):
+                failed.append(str(err))
+            continue
+        if echo:
+            print(name)
+    if failed:
+        sys.stdout.flush()
+        raise ExitStatus(1, "\n".join(failed))
+    return 0
 
 
 class Context:

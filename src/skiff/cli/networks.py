@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from skiff.cli.flags import LIST, STR, Command, Flag
-from skiff.cli.main import Context, ExitStatus
+from skiff.cli.flags import LIST, STR, Command, Flag, parse_filters, parse_kv, prune_command
+from skiff.cli.main import Context, ExitStatus, for_each
 from skiff.client.api import q
-from skiff.errors import SkiffError
 
 LS = Command(
     "network ls",
@@ -90,11 +89,10 @@ class NetworkRow:
 
 
 def ls(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.containers import _filters
     from skiff.cli.output import render
 
     opts, _ = LS.parse(argv)
-    nets = ctx.client.get_json("/networks", {"filters": _filters(opts.filter)})
+    nets = ctx.client.get_json("/networks", {"filters": parse_filters(opts.filter)})
     rows = [NetworkRow(n, not opts.no_trunc) for n in sorted(nets, key=lambda n: n.get("Name", ""))]
     render(
         opts.format,
@@ -148,20 +146,12 @@ CREATE = Command(
 )
 
 
-def _kv(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        out[k] = v
-    return out
-
-
 def create(ctx: Context, argv: list[str]) -> int:
     opts, args = CREATE.parse(argv)
     if len(opts.gateway) > len(opts.subnet) or len(opts.ip_range) > len(opts.subnet):
         raise ExitStatus(1, "skiff: every --gateway and --ip-range needs a matching --subnet")
     configs = []
-    aux = _kv(opts.aux_address)
+    aux = parse_kv(opts.aux_address)
     for i, subnet in enumerate(opts.subnet):
         cfg: dict[str, Any] = {"Subnet": subnet}
         if i < len(opts.gateway):
@@ -174,11 +164,11 @@ def create(ctx: Context, argv: list[str]) -> int:
     body: dict[str, Any] = {
         "Name": args[0],
         "Driver": opts.driver,
-        "Options": _kv(opts.opt),
-        "IPAM": {"Driver": opts.ipam_driver, "Config": configs, "Options": _kv(opts.ipam_opt)},
+        "Options": parse_kv(opts.opt),
+        "IPAM": {"Driver": opts.ipam_driver, "Config": configs, "Options": parse_kv(opts.ipam_opt)},
         "Internal": bool(opts.internal),
         "Attachable": bool(opts.attachable),
-        "Labels": _kv(opts.label),
+        "Labels": parse_kv(opts.label),
     }
     if opts.ipv6:
         body["EnableIPv6"] = True
@@ -205,19 +195,11 @@ RM = Command(
 
 def rm(ctx: Context, argv: list[str]) -> int:
     opts, args = RM.parse(argv)
-    failed = []
-    for name in args:
-        try:
-            ctx.client.request("DELETE", f"/networks/{q(name)}").read()
-        except SkiffError as err:
-            if not (opts.force and "not found" in str(err).lower()):
-                failed.append(str(err))
-            continue
-        print(name)
-    if failed:
-        sys.stdout.flush()
-        raise ExitStatus(1, "\n".join(failed))
-    return 0
+    return for_each(
+        args,
+        lambda n: ctx.client.request("DELETE", f"/networks/{q(n)}").read(),
+        skip=lambda err: bool(opts.force) and "not found" in str(err).lower(),
+    )
 
 
 INSPECT = Command(
@@ -284,7 +266,7 @@ def connect(ctx: Context, argv: list[str]) -> int:
     if opts.link:
         endpoint["Links"] = opts.link
     if opts.driver_opt:
-        endpoint["DriverOpts"] = _kv(opts.driver_opt)
+        endpoint["DriverOpts"] = parse_kv(opts.driver_opt)
     ctx.client.request(
         "POST",
         f"/networks/{q(args[0])}/connect",
@@ -315,36 +297,18 @@ def disconnect(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
-PRUNE = Command(
-    "network prune",
-    "Remove all unused networks",
-    flags=[
-        Flag(
-            "filter",
-            kind=LIST,
-            metavar="filter",
-            help="Provide filter values (e.g. 'until=<timestamp>')",
-        ),
-        Flag("force", "f", help="Do not prompt for confirmation"),
-    ],
-    example="skiff network prune -f",
-    max_args=0,
-)
+PRUNE = prune_command("network prune", "Remove all unused networks", "skiff network prune -f")
 
 
 def prune(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.containers import _filters, confirm
+    from skiff.cli.prune import confirmed, print_deleted
 
     opts, _ = PRUNE.parse(argv)
-    if not opts.force and not confirm(
-        "WARNING! This will remove all custom networks not used by at least one container.\n"
-        "Are you sure you want to continue?"
+    if not confirmed(
+        opts,
+        "WARNING! This will remove all custom networks not used by at least one container.",
     ):
         return 0
-    doc = ctx.client.post_json("/networks/prune", {"filters": _filters(opts.filter)}) or {}
-    deleted = doc.get("NetworksDeleted") or []
-    if deleted:
-        print("Deleted Networks:")
-        for n in deleted:
-            print(n)
+    doc = ctx.client.post_json("/networks/prune", {"filters": parse_filters(opts.filter)}) or {}
+    print_deleted("Deleted Networks:", doc.get("NetworksDeleted"), blank_line=False)
     return 0

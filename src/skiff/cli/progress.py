@@ -8,7 +8,7 @@ Both renderers consume docker's JSON message stream ({"id", "status", "progressD
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 from skiff.errors import SkiffError
@@ -24,6 +24,25 @@ def _error_of(msg: dict[str, Any]) -> str | None:
     return None
 
 
+def _statuses(
+    messages: Iterable[dict[str, Any]],
+    aux: list[dict[str, Any]],
+    on_stream: Callable[[str], object],
+) -> Iterator[dict[str, Any]]:
+    """The status messages of a stream: errors raise StreamFailed, `aux` payloads are collected,
+    build output ("stream") goes to `on_stream`."""
+    for msg in messages:
+        err = _error_of(msg)
+        if err:
+            raise StreamFailed(err)
+        if "aux" in msg:
+            aux.append(msg["aux"])
+        elif "stream" in msg:
+            on_stream(msg["stream"])
+        else:
+            yield msg
+
+
 def show(
     messages: Iterable[dict[str, Any]], out: TextIO | None = None, quiet: bool = False
 ) -> list[dict[str, Any]]:
@@ -31,15 +50,9 @@ def show(
     out = out or sys.stdout
     if quiet:
         aux: list[dict[str, Any]] = []
-        streamed = []
-        for msg in messages:
-            err = _error_of(msg)
-            if err:
-                raise StreamFailed(err)
-            if "aux" in msg:
-                aux.append(msg["aux"])
-            elif "stream" in msg:
-                streamed.append(msg["stream"])
+        streamed: list[str] = []
+        for _ in _statuses(messages, aux, streamed.append):
+            pass
         # a quiet classic build streams only the image ID
         text = "".join(streamed).strip()
         if not aux and text.startswith("sha256:"):
@@ -53,17 +66,12 @@ def show(
 def _plain(messages: Iterable[dict[str, Any]], out: TextIO) -> list[dict[str, Any]]:
     aux: list[dict[str, Any]] = []
     last: dict[str, str] = {}
-    for msg in messages:
-        err = _error_of(msg)
-        if err:
-            raise StreamFailed(err)
-        if "aux" in msg:
-            aux.append(msg["aux"])
-            continue
-        if "stream" in msg:
-            out.write(msg["stream"])
-            out.flush()
-            continue
+
+    def write(text: str) -> None:
+        out.write(text)
+        out.flush()
+
+    for msg in _statuses(messages, aux, write):
         status = msg.get("status")
         if not status:
             continue
@@ -99,16 +107,11 @@ def _rich(messages: Iterable[dict[str, Any]], out: TextIO) -> list[dict[str, Any
         console=console,
         transient=False,
     ) as progress:
-        for msg in messages:
-            err = _error_of(msg)
-            if err:
-                raise StreamFailed(err)
-            if "aux" in msg:
-                aux.append(msg["aux"])
-                continue
-            if "stream" in msg:
-                progress.console.print(msg["stream"], end="", markup=False, highlight=False)
-                continue
+
+        def print_stream(text: str) -> None:
+            progress.console.print(text, end="", markup=False, highlight=False)
+
+        for msg in _statuses(messages, aux, print_stream):
             status = msg.get("status") or ""
             ident = msg.get("id")
             if not ident or not _is_layer(ident):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from skiff.cli.flags import LIST, STR, Command, Flag
+from skiff.cli.flags import LIST, STR, Command, Flag, parse_filters, prune_command
 from skiff.cli.main import Context, ExitStatus
 from skiff.client.api import MAX_API_VERSION, q
 from skiff.errors import NotFound, SkiffError, Unavailable
@@ -333,7 +333,7 @@ EVENTS = Command(
 
 
 def events(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.containers import _filters, _time_param
+    from skiff.cli.containers import _time_param
     from skiff.cli.gotemplate import Template
     from skiff.client.api import iter_json_messages
 
@@ -341,7 +341,7 @@ def events(ctx: Context, argv: list[str]) -> int:
     params = {
         "since": _time_param(opts.since),
         "until": _time_param(opts.until),
-        "filters": _filters(opts.filter),
+        "filters": parse_filters(opts.filter),
     }
     resp = ctx.client.request("GET", "/events", params)
     tmpl = Template(opts.format if opts.format != "json" else "{{json .}}") if opts.format else None
@@ -529,28 +529,18 @@ def _cache_table(cache: list[dict[str, Any]]) -> str:
     return tabwrite("\n".join(lines) + "\n")
 
 
-SYSTEM_PRUNE = Command(
+SYSTEM_PRUNE = prune_command(
     "system prune",
     "Remove unused data",
-    flags=[
-        Flag("all", "a", help="Remove all unused images not just dangling ones"),
-        Flag(
-            "filter",
-            kind=LIST,
-            metavar="filter",
-            help="Provide filter values (e.g. 'label=<key>=<value>')",
-        ),
-        Flag("force", "f", help="Do not prompt for confirmation"),
-        Flag("volumes", help="Prune anonymous volumes"),
-    ],
-    example="skiff system prune -af",
-    max_args=0,
+    "skiff system prune -af",
+    filter_example="label=<key>=<value>",
+    all_help="Remove all unused images not just dangling ones",
+    extra=(Flag("volumes", help="Prune anonymous volumes"),),
 )
 
 
 def prune(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.containers import _filters, confirm
-    from skiff.cli.output import human_size
+    from skiff.cli.prune import confirmed, print_deleted, print_deleted_images, print_reclaimed
 
     opts, _ = SYSTEM_PRUNE.parse(argv)
     what = ["all stopped containers", "all networks not used by at least one container"]
@@ -561,45 +551,27 @@ def prune(ctx: Context, argv: list[str]) -> int:
         if opts.all
         else "all dangling images"
     )
-    if not opts.force and not confirm(
-        "WARNING! This will remove:\n"
-        + "".join(f"  - {w}\n" for w in what)
-        + "\nAre you sure you want to continue?"
-    ):
+    if not confirmed(opts, "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)):
         return 0
     client = ctx.client
-    filters = _filters(opts.filter)
+    filters = parse_filters(opts.filter)
     reclaimed = 0
     doc = client.post_json("/containers/prune", {"filters": filters}) or {}
-    _print_list("Deleted Containers:", doc.get("ContainersDeleted"))
+    print_deleted("Deleted Containers:", doc.get("ContainersDeleted"))
     reclaimed += doc.get("SpaceReclaimed", 0) or 0
     doc = client.post_json("/networks/prune", {"filters": filters}) or {}
-    _print_list("Deleted Networks:", doc.get("NetworksDeleted"))
+    print_deleted("Deleted Networks:", doc.get("NetworksDeleted"))
     if opts.volumes:
         doc = client.post_json("/volumes/prune", {"filters": filters}) or {}
-        _print_list("Deleted Volumes:", doc.get("VolumesDeleted"))
+        print_deleted("Deleted Volumes:", doc.get("VolumesDeleted"))
         reclaimed += doc.get("SpaceReclaimed", 0) or 0
     img_filters = dict(filters or {})
     img_filters["dangling"] = {"false" if opts.all else "true": True}
     doc = client.post_json("/images/prune", {"filters": img_filters}) or {}
-    deleted = doc.get("ImagesDeleted") or []
-    if deleted:
-        print("Deleted Images:")
-        for d in deleted:
-            for k, v in d.items():
-                print(f"{k.lower()}: {v}")
-        print()
+    print_deleted_images(doc.get("ImagesDeleted"))
     reclaimed += doc.get("SpaceReclaimed", 0) or 0
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    print_reclaimed(reclaimed)
     return 0
-
-
-def _print_list(title: str, items: list[str] | None) -> None:
-    if items:
-        print(title)
-        for i in items:
-            print(i)
-        print()
 
 
 # -- login / logout ---------------------------------------------------------------------------

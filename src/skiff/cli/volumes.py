@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from skiff.cli.flags import LIST, STR, Command, Flag
-from skiff.cli.main import Context, ExitStatus
+from skiff.cli.flags import LIST, STR, Command, Flag, parse_filters, parse_kv, prune_command
+from skiff.cli.main import Context, ExitStatus, for_each
 from skiff.client.api import q
-from skiff.errors import SkiffError
 
 LS = Command(
     "volume ls",
@@ -79,11 +78,10 @@ class VolumeRow:
 
 
 def ls(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.containers import _filters
     from skiff.cli.output import render
 
     opts, _ = LS.parse(argv)
-    doc = ctx.client.get_json("/volumes", {"filters": _filters(opts.filter)}) or {}
+    doc = ctx.client.get_json("/volumes", {"filters": parse_filters(opts.filter)}) or {}
     for w in doc.get("Warnings") or []:
         sys.stderr.write(f"WARNING: {w}\n")
     rows = [VolumeRow(v) for v in sorted(doc.get("Volumes") or [], key=lambda v: v.get("Name", ""))]
@@ -112,14 +110,6 @@ CREATE = Command(
 )
 
 
-def _kv(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        out[k] = v
-    return out
-
-
 def create(ctx: Context, argv: list[str]) -> int:
     opts, args = CREATE.parse(argv)
     name = args[0] if args else opts.name
@@ -131,8 +121,8 @@ def create(ctx: Context, argv: list[str]) -> int:
     body = {
         "Name": name,
         "Driver": opts.driver,
-        "DriverOpts": _kv(opts.opt),
-        "Labels": _kv(opts.label),
+        "DriverOpts": parse_kv(opts.opt),
+        "Labels": parse_kv(opts.label),
     }
     doc = ctx.client.post_json("/volumes/create", body=body) or {}
     print(doc.get("Name", name))
@@ -153,20 +143,8 @@ RM = Command(
 
 def rm(ctx: Context, argv: list[str]) -> int:
     opts, args = RM.parse(argv)
-    failed = []
-    for name in args:
-        try:
-            ctx.client.request(
-                "DELETE", f"/volumes/{q(name)}", {"force": opts.force or None}
-            ).read()
-        except SkiffError as err:
-            failed.append(str(err))
-            continue
-        print(name)
-    if failed:
-        sys.stdout.flush()
-        raise ExitStatus(1, "\n".join(failed))
-    return 0
+    params = {"force": opts.force or None}
+    return for_each(args, lambda n: ctx.client.request("DELETE", f"/volumes/{q(n)}", params).read())
 
 
 INSPECT = Command(
@@ -187,43 +165,28 @@ def inspect(ctx: Context, argv: list[str]) -> int:
     return print_inspect(args, opts.format, lambda n: ctx.client.get_json(f"/volumes/{q(n)}"))
 
 
-PRUNE = Command(
+PRUNE = prune_command(
     "volume prune",
     "Remove unused local volumes",
-    flags=[
-        Flag("all", "a", help="Remove all unused volumes, not just anonymous ones"),
-        Flag(
-            "filter",
-            kind=LIST,
-            metavar="filter",
-            help="Provide filter values (e.g. 'label=<label>')",
-        ),
-        Flag("force", "f", help="Do not prompt for confirmation"),
-    ],
-    example="skiff volume prune -af",
-    max_args=0,
+    "skiff volume prune -af",
+    filter_example="label=<label>",
+    all_help="Remove all unused volumes, not just anonymous ones",
 )
 
 
 def prune(ctx: Context, argv: list[str]) -> int:
-    from skiff.cli.containers import _filters, confirm
-    from skiff.cli.output import human_size
+    from skiff.cli.prune import confirmed, print_deleted, print_reclaimed
 
     opts, _ = PRUNE.parse(argv)
-    if not opts.force and not confirm(
-        "WARNING! This will remove anonymous local volumes not used by at least one container.\n"
-        "Are you sure you want to continue?"
+    if not confirmed(
+        opts,
+        "WARNING! This will remove anonymous local volumes not used by at least one container.",
     ):
         return 0
-    filters = _filters(opts.filter) or {}
+    filters = parse_filters(opts.filter) or {}
     if opts.all:
         filters["all"] = {"true": True}
     doc = ctx.client.post_json("/volumes/prune", {"filters": filters or None}) or {}
-    deleted = doc.get("VolumesDeleted") or []
-    if deleted:
-        print("Deleted Volumes:")
-        for v in deleted:
-            print(v)
-        print()
-    print(f"Total reclaimed space: {human_size(doc.get('SpaceReclaimed', 0))}")
+    print_deleted("Deleted Volumes:", doc.get("VolumesDeleted"))
+    print_reclaimed(doc.get("SpaceReclaimed", 0))
     return 0

@@ -13,7 +13,7 @@ import stat
 
 from skiff.errors import InvalidArgument, SkiffError
 from skiff.linux import paths
-from skiff.linux.mount import MS_BIND, os_error
+from skiff.linux.mount import MS_BIND, FrozenValue, os_error
 
 TYPE_CHECKING = False  # typing and dataclasses cost ~10 ms: every container start imports this
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-class Device:
+class Device(FrozenValue):
     """One OCI linux.devices entry: a node at container path `path`. An immutable value,
     equal when all fields are."""
 
@@ -49,35 +49,7 @@ class Device:
         uid: int = 0,
         gid: int = 0,
     ) -> None:
-        init = object.__setattr__
-        init(self, "path", path)
-        init(self, "type", type)
-        init(self, "major", major)
-        init(self, "minor", minor)
-        init(self, "file_mode", file_mode)
-        init(self, "uid", uid)
-        init(self, "gid", gid)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.FIELDS)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Device is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Device is immutable: cannot delete {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Device):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
-        return f"Device({inner})"
+        self._init(path, type, major, minor, file_mode, uid, gid)
 
     @property
     def mode(self) -> int:

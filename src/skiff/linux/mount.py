@@ -24,6 +24,33 @@ import stat
 
 from skiff.errors import FailedPrecondition, InvalidArgument, NotImplementedYet, SkiffError
 from skiff.linux import paths
+from skiff.linux.syscalls import MNT_DETACH as MNT_DETACH
+from skiff.linux.syscalls import MS_BIND as MS_BIND
+from skiff.linux.syscalls import (
+    MS_DIRSYNC,
+    MS_LAZYTIME,
+    MS_MANDLOCK,
+    MS_NOATIME,
+    MS_NODIRATIME,
+    MS_NOSYMFOLLOW,
+    MS_RELATIME,
+    MS_SHARED,
+    MS_SILENT,
+    MS_SYNCHRONOUS,
+    MS_UNBINDABLE,
+    UMOUNT_NOFOLLOW,
+    check_call,
+    libc,
+)
+from skiff.linux.syscalls import MS_NODEV as MS_NODEV
+from skiff.linux.syscalls import MS_NOEXEC as MS_NOEXEC
+from skiff.linux.syscalls import MS_NOSUID as MS_NOSUID
+from skiff.linux.syscalls import MS_PRIVATE as MS_PRIVATE
+from skiff.linux.syscalls import MS_RDONLY as MS_RDONLY
+from skiff.linux.syscalls import MS_REC as MS_REC
+from skiff.linux.syscalls import MS_REMOUNT as MS_REMOUNT
+from skiff.linux.syscalls import MS_SLAVE as MS_SLAVE
+from skiff.linux.syscalls import MS_STRICTATIME as MS_STRICTATIME
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,33 +59,7 @@ if TYPE_CHECKING:
 
     from skiff.types.mount import Mount
 
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_SYNCHRONOUS = 0x10
-MS_REMOUNT = 0x20
-MS_MANDLOCK = 0x40
-MS_DIRSYNC = 0x80
-MS_NOSYMFOLLOW = 0x100
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_MOVE = 0x2000
-MS_REC = 0x4000
-MS_SILENT = 0x8000
-MS_UNBINDABLE = 0x20000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_SHARED = 0x100000
-MS_RELATIME = 0x200000
-MS_STRICTATIME = 0x1000000
-MS_LAZYTIME = 0x2000000
-
-MNT_FORCE = 0x1
-MNT_DETACH = 0x2
 MNT_EXPIRE = 0x4
-UMOUNT_NOFOLLOW = 0x8
 
 PROPAGATION_MASK = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE
 
@@ -213,15 +214,7 @@ def parse_recursive_options(options: Sequence[str]) -> tuple[int, int]:
 
 # --- the syscalls -------------------------------------------------------------------------------
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_ulong,
-    ctypes.c_char_p,
-]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc = libc()  # loaded at import: filesystem setup must not need it later
 
 
 def _raise_errno(what: str) -> None:
@@ -317,10 +310,7 @@ def mount_fs(
     libc = _libc
 
     def check(result: int, what: str) -> int:
-        if result < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"{what}: {os.strerror(err)}", target)
-        return result
+        return check_call(result, what, target)
 
     fs_fd = check(
         libc.syscall(_SYS_FSOPEN, os.fsencode(fstype), ctypes.c_uint(1)), f"fsopen {fstype}"
@@ -799,7 +789,41 @@ def _unescape(field_: str) -> str:
     return out.decode("utf-8", "surrogateescape")
 
 
-class MountInfo:
+class FrozenValue:
+    """Base of the immutable value classes on the container start path (`MountInfo`,
+    `devices.Device`): equality, hash and repr over `FIELDS`. Plain slots rather than a frozen
+    dataclass because importing dataclasses costs every container start ~10 ms."""
+
+    __slots__ = ()
+    FIELDS: tuple[str, ...] = ()
+
+    def _init(self, *values: object) -> None:
+        for name, value in zip(self.FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
+        return f"{type(self).__name__}({inner})"
+
+
+class MountInfo(FrozenValue):
     """One line of /proc/<pid>/mountinfo: an immutable value, equal when all fields are."""
 
     FIELDS = (
@@ -836,37 +860,9 @@ class MountInfo:
         source: str,
         super_options: str,
     ) -> None:
-        init = object.__setattr__
-        init(self, "mount_id", mount_id)
-        init(self, "parent_id", parent_id)
-        init(self, "root", root)
-        init(self, "mountpoint", mountpoint)
-        init(self, "options", options)
-        init(self, "optional", optional)
-        init(self, "fstype", fstype)
-        init(self, "source", source)
-        init(self, "super_options", super_options)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.FIELDS)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"MountInfo is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"MountInfo is immutable: cannot delete {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MountInfo):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
-        return f"MountInfo({inner})"
+        self._init(
+            mount_id, parent_id, root, mountpoint, options, optional, fstype, source, super_options
+        )
 
 
 def parse_mountinfo(text: str) -> list[MountInfo]:

@@ -118,16 +118,21 @@ _libc: ctypes.CDLL | None = None
 
 
 def libc() -> ctypes.CDLL:
-    """The C library, loaded with errno capture on first use."""
+    """The C library, loaded with errno capture on first use; skiff's one handle on it."""
     global _libc
     if _libc is None:
         import ctypes
 
-        _libc = ctypes.CDLL(None, use_errno=True)
+        handle = ctypes.CDLL(None, use_errno=True)
+        char_p = ctypes.c_char_p
+        handle.mount.argtypes = [char_p, char_p, char_p, ctypes.c_ulong, char_p]
+        handle.umount2.argtypes = [char_p, ctypes.c_int]
+        _libc = handle
     return _libc
 
 
-def _check(result: int, what: str, arg: object = None) -> int:
+def check_call(result: int, what: str, arg: object = None) -> int:
+    """`result` of a libc call, or OSError(errno, "what: strerror", arg) when it is negative."""
     if result < 0:
         import ctypes
 
@@ -146,10 +151,10 @@ class Syscalls:
     """The real syscalls. Methods raise OSError naming the syscall and its argument."""
 
     def unshare(self, flags: int) -> None:
-        _check(libc().unshare(flags), "unshare", hex(flags))
+        check_call(libc().unshare(flags), "unshare", hex(flags))
 
     def setns(self, fd: int, nstype: int = 0) -> None:
-        _check(libc().setns(fd, nstype), "setns", hex(nstype))
+        check_call(libc().setns(fd, nstype), "setns", hex(nstype))
 
     def mount(
         self,
@@ -159,38 +164,40 @@ class Syscalls:
         flags: int = 0,
         data: str | None = None,
     ) -> None:
-        _check(
+        check_call(
             libc().mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
             f"mount {source or 'none'} on {target}",
             target,
         )
 
     def umount2(self, target: str, flags: int = 0) -> None:
-        _check(libc().umount2(_b(target), flags), "umount2", target)
+        check_call(libc().umount2(_b(target), flags), "umount2", target)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         number = syscall_number("pivot_root")
-        _check(libc().syscall(number, _b(new_root), _b(put_old)), "pivot_root", new_root)
+        check_call(libc().syscall(number, _b(new_root), _b(put_old)), "pivot_root", new_root)
 
     def sethostname(self, name: str) -> None:
         raw = name.encode()
-        _check(libc().sethostname(raw, len(raw)), "sethostname", name)
+        check_call(libc().sethostname(raw, len(raw)), "sethostname", name)
 
     def setdomainname(self, name: str) -> None:
         raw = name.encode()
-        _check(libc().setdomainname(raw, len(raw)), "setdomainname", name)
+        check_call(libc().setdomainname(raw, len(raw)), "setdomainname", name)
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         import ctypes
 
         ul = ctypes.c_ulong
-        return _check(libc().prctl(option, ul(arg2), ul(arg3), ul(arg4), ul(arg5)), "prctl", option)
+        return check_call(
+            libc().prctl(option, ul(arg2), ul(arg3), ul(arg4), ul(arg5)), "prctl", option
+        )
 
     def close_range(self, first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
         import ctypes
 
         number = syscall_number("close_range")
-        _check(
+        check_call(
             libc().syscall(number, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)),
             "close_range",
             first,
@@ -201,7 +208,7 @@ class Syscalls:
 
     def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
         number = syscall_number("pidfd_send_signal")
-        _check(libc().syscall(number, pidfd, sig, None, 0), "pidfd_send_signal", sig)
+        check_call(libc().syscall(number, pidfd, sig, None, 0), "pidfd_send_signal", sig)
 
     def setresuid(self, ruid: int, euid: int, suid: int) -> None:
         os.setresuid(ruid, euid, suid)
@@ -215,13 +222,13 @@ class Syscalls:
     def join_session_keyring(self, name: str) -> int:
         """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring named `name`."""
         number = syscall_number("keyctl")
-        return _check(
+        return check_call(
             libc().syscall(number, KEYCTL_JOIN_SESSION_KEYRING, name.encode()), "keyctl join", name
         )
 
     def raw_syscall(self, name: str, *args: Any) -> int:
         """An arbitrary syscall by name (for the few wrappers other modules build)."""
-        return _check(libc().syscall(syscall_number(name), *args), name)
+        return check_call(libc().syscall(syscall_number(name), *args), name)
 
 
 class RecordingSyscalls(Syscalls):

@@ -42,19 +42,14 @@ class Daemon:
     env: dict[str, str]
 
     def skiff(self, *args: str, input: str | None = None, timeout: float = 60) -> Result:
-        cp = subprocess.run(
-            [SKIFF_BIN, *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            input=input,
-            timeout=timeout,
-        )
-        return Result(cp.returncode, cp.stdout, cp.stderr)
+        return self._run(SKIFF_BIN, args, input, timeout)
 
     def docker(self, *args: str, input: str | None = None, timeout: float = 60) -> Result:
+        return self._run(DOCKER_CLI, args, input, timeout)
+
+    def _run(self, binary: str, args: tuple[str, ...], input: str | None, timeout: float) -> Result:
         cp = subprocess.run(
-            [DOCKER_CLI, *args],
+            [binary, *args],
             capture_output=True,
             text=True,
             env=self.env,

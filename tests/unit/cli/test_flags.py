@@ -67,3 +67,16 @@ def test_detach_keys() -> None:
     assert f.feed(b"x") == (b"\x10x", False)  # a broken sequence passes through
     assert f.feed(b"\x10") == (b"", False)
     assert f.feed(b"\x11rest") == (b"", True)
+
+
+def test_filter_and_key_value_items() -> None:
+    from skiff.cli.flags import parse_filters, parse_kv
+
+    assert parse_filters([]) is None
+    assert parse_filters(["Label=a=b", "label=c", "until=1h"]) == {
+        "label": {"a=b": True, "c": True},
+        "until": {"1h": True},
+    }
+    with pytest.raises(FlagError, match="bad format of filter"):
+        parse_filters(["dangling"])
+    assert parse_kv(["a=1", "b", "c=x=y"]) == {"a": "1", "b": "", "c": "x=y"}
