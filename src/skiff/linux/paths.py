@@ -48,17 +48,23 @@ def errno_error(context: str, err: int) -> SkiffError:
 def _openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
     """openat2(2); raises OSError (ENOSYS when the kernel lacks it)."""
     how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
-    fd = _libc.syscall(
-        _SYS_OPENAT2,
-        ctypes.c_int(dirfd),
-        ctypes.c_char_p(os.fsencode(path)),
-        ctypes.byref(how),
-        ctypes.c_size_t(ctypes.sizeof(how)),
-    )
-    if fd < 0:
+    # With RESOLVE_IN_ROOT and "..", the kernel answers EAGAIN when a mount or rename happened
+    # anywhere during the walk (it cannot prove the walk stayed inside); trying again is the
+    # documented answer.
+    for _ in range(64):
+        fd = _libc.syscall(
+            _SYS_OPENAT2,
+            ctypes.c_int(dirfd),
+            ctypes.c_char_p(os.fsencode(path)),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
+        if fd >= 0:
+            return int(fd)
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return int(fd)
+        if err != errno.EAGAIN:
+            break
+    raise OSError(err, os.strerror(err), path)
 
 
 def fd_path(fd: int) -> str:
