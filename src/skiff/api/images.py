@@ -27,7 +27,7 @@ def _summary(rec: Any) -> dict[str, Any]:
             created = 0
     return {
         "Id": rec.id,
-        "ParentId": "",
+        "ParentId": rec.parent,
         "RepoTags": list(rec.repo_tags),
         "RepoDigests": list(rec.repo_digests),
         "Created": int(created or 0),
@@ -37,6 +37,32 @@ def _summary(rec: Any) -> dict[str, Any]:
         "Labels": cfg.get("Labels") or {},
         "Containers": -1,
     }
+
+
+def _summary_created(created: str) -> float:
+    from skiff.engine.logs import parse_time
+
+    try:
+        return parse_time(created)
+    except ValueError:
+        return 0.0
+
+
+def _until(value: str) -> float:
+    """A prune `until` value: Unix seconds, an RFC 3339 time, or a Go duration before now."""
+    import time
+
+    from skiff.engine.logs import parse_since
+    from skiff.images.changes import parse_go_duration
+
+    try:
+        return parse_since(value) or 0.0
+    except ValueError:
+        pass
+    try:
+        return time.time() - parse_go_duration(value, f"until={value}") / 1e9
+    except InvalidArgument:
+        raise InvalidArgument(f"invalid filter 'until={value}'") from None
 
 
 def _match_reference(pattern: str, tags: list[str]) -> bool:
@@ -74,11 +100,22 @@ def register(router: Router, engine: Engine, events: EventBus) -> None:
             if key not in IMAGE_FILTERS:
                 raise InvalidArgument(f"invalid filter '{key}'")
         images = [_summary(r) for r in store().list()]
+        # As dockerd: an untagged image another image builds on (a build step's image) is an
+        # intermediate image, listed only with all=1 and never dangling.
+        parents = store().parent_ids()
+        intermediate = {
+            i["Id"]
+            for i in images
+            if i["Id"] in parents and not i["RepoTags"] and not i["RepoDigests"]
+        }
         if "dangling" in filters:
             want = filters["dangling"][0].lower() in ("true", "1")
-            images = [i for i in images if (not i["RepoTags"]) == want]
+            if want:
+                images = [i for i in images if not i["RepoTags"] and i["Id"] not in parents]
+            else:
+                images = [i for i in images if i["RepoTags"] or i["RepoDigests"]]
         elif not req.flag("all"):
-            pass
+            images = [i for i in images if i["Id"] not in intermediate]
         if "label" in filters:
 
             def ok(labels: dict[str, str]) -> bool:
@@ -155,7 +192,28 @@ def register(router: Router, engine: Engine, events: EventBus) -> None:
         filters = req.filters()
         dangling = (filters.get("dangling") or ["true"])[0].lower() in ("true", "1")
         in_use = engine.in_use_images()
-        result = store().prune(dangling_only=dangling, in_use=lambda i: i in in_use)
+        for key in filters:
+            if key not in ("dangling", "label", "label!", "until"):
+                raise InvalidArgument(f"invalid filter '{key}'")
+        cutoffs = [_until(v) for v in filters.get("until", [])]
+
+        def has_label(labels: dict[str, str], want: str) -> bool:
+            k, sep, v = want.partition("=")
+            return k in labels and (not sep or labels[k] == v)
+
+        def matches(image_config: dict[str, Any]) -> bool:
+            labels = (image_config.get("config") or {}).get("Labels") or {}
+            if cutoffs:
+                created = _summary_created(str(image_config.get("created") or ""))
+                if any(created >= c for c in cutoffs):
+                    return False
+            return all(has_label(labels, w) for w in filters.get("label", [])) and not any(
+                has_label(labels, w) for w in filters.get("label!", [])
+            )
+
+        result = store().prune(
+            dangling_only=dangling, in_use=lambda i: i in in_use, matches=matches
+        )
         if isinstance(result, dict):
             return json_response(result)
         deleted, space = result if isinstance(result, tuple) else (result, 0)

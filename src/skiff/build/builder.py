@@ -278,7 +278,11 @@ class Layers:
                 raise
         return desc, digest, chain
 
-    def write_image(self, config: dict[str, Any], layers: list[Descriptor]) -> str:
+    def write_image(
+        self, config: dict[str, Any], layers: list[Descriptor], parent: str = ""
+    ) -> str:
+        """Register a step's image; `parent` is the previous step's image (as Docker's legacy
+        builder records it, so `images` hides intermediates and `rmi` removes them)."""
         content = self.images.content
         cfg = canonical_json(config)
         cfg_digest = content.ingest(cfg, Digest.of_bytes(cfg))
@@ -287,7 +291,7 @@ class Layers:
         )
         data = manifest.to_bytes()
         m_digest = content.ingest(data, Digest.of_bytes(data))
-        return str(self.images.create_image(m_digest, []).id)
+        return str(self.images.create_image(m_digest, [], parent=parent).id)
 
 
 # ------------------------------------------------------------------------------- cache
@@ -700,7 +704,7 @@ class Builder:
         cfg["history"] = [*(cfg.get("history") or []), hist]
         cfg["rootfs"] = {"type": "layers", "diff_ids": [str(d) for d in state.diff_ids]}
         parent = state.image_id or "scratch"
-        state.image_id = self.layers.write_image(cfg, state.layers)
+        state.image_id = self.layers.write_image(cfg, state.layers, state.image_id)
         if not self.opt.no_cache:
             self.cache.put(parent, key, state.image_id)
         if container is not None and (self.opt.remove or self.opt.force_remove):

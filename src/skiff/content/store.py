@@ -5,16 +5,30 @@ Layout under `root`:
   ingest/<sha256(ref)>/data     bytes written so far for an ingest named `ref`
   ingest/<sha256(ref)>/ref      the ref itself (for listing and debugging)
   ingest/<sha256(ref)>/lock     flock(2)ed while a writer is open: one writer per ref
+  leases/<id>.lease             a lease: its name, then one digest a line; flock(2)ed (shared)
+                                while its holder lives
+  leases/lock                   flock(2)ed (exclusive) around lease changes and deletions
 
 Lifecycle of a blob: `writer(ref)` opens (or resumes) an ingest; `write()` appends;
 `commit(size, expected)` verifies size and digest, fsyncs and renames the data into blobs/ —
 the only way content becomes visible. A crash before the rename leaves just an ingest, which a
 later writer with the same ref resumes at `offset` or `abort()`/`prune_ingests()` removes.
+
+Leases (containerd's idea, kept small): an operation that relies on blobs it does not own yet —
+a pull that found a layer "Already exists", a load, a build — holds a `Lease` for its duration.
+Inside `with store.lease(name):` every digest this context asks `has()` about, and every blob it
+commits, is added to the lease; `add()` adds more explicitly. `delete()` refuses a leased blob
+(FailedPrecondition) and `gc()` keeps leased blobs and what they reference. Adding to a lease and
+deleting are serialised by one lock, and `has()` leases *before* it looks, so a blob `has()` said
+exists cannot disappear until the lease is released. A lease whose holder died (its flock gone)
+is stale: the next delete or gc removes it.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
+import contextvars
 import fcntl
 import hashlib
 import json
@@ -32,6 +46,11 @@ from skiff.types.digest import Digest
 
 _CHUNK = 1 << 20
 _MAX_JSON_SCAN = 8 << 20
+
+# The lease the current context (thread, task) holds, as containerd carries one in its ctx.
+_active_lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
+    "skiff_content_lease", default=None
+)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -122,9 +141,15 @@ class Writer:
         os.chmod(self._dir / "data", 0o444)
         if target.exists():
             self.abort()
+            lease = _active_lease.get()
+            if lease is not None and lease.store is self._store:
+                lease.add(got)
             return got
         os.rename(self._dir / "data", target)
         _fsync_dir(target.parent)
+        lease = _active_lease.get()
+        if lease is not None and lease.store is self._store:
+            lease.add(got)
         self._close()
         shutil.rmtree(self._dir, ignore_errors=True)
         return got
@@ -159,6 +184,53 @@ class Writer:
                 self.close()
 
 
+class Lease:
+    """Blobs kept from `delete` and `gc` until `release()` (or the holder's death).
+
+    Use as a context manager: it is released at the end, and while open it is the current
+    context's lease, which `has()` and blob commits add to."""
+
+    def __init__(self, store: ContentStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.path = store._leases_dir / f"{uuid.uuid4().hex}.lease"
+        self._token: contextvars.Token[Lease | None] | None = None
+        self.digests: set[Digest] = set()
+        with store._lease_lock():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+            os.write(self._fd, (json.dumps(name) + "\n").encode())
+
+    def add(self, *digests: Digest) -> None:
+        new = [d for d in digests if d not in self.digests]
+        if not new:
+            return
+        if self._fd < 0:
+            raise FailedPrecondition(f"content lease {self.name!r}: released")
+        with self.store._lease_lock():
+            os.write(self._fd, "".join(f"{d}\n" for d in new).encode())
+            self.digests.update(new)
+
+    def release(self) -> None:
+        if self._fd < 0:
+            return
+        with self.store._lease_lock():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Lease:
+        self._token = _active_lease.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _active_lease.reset(self._token)
+            self._token = None
+        self.release()
+
+
 class ContentStore:
     """Blobs by digest (sha256, sha512). Safe for several threads and processes."""
 
@@ -166,13 +238,83 @@ class ContentStore:
         self.root = Path(root).absolute()
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         (self.root / "ingest").mkdir(parents=True, exist_ok=True)
+        self._leases_dir = self.root / "leases"
+        self._leases_dir.mkdir(exist_ok=True)
         self._lock = threading.Lock()
+        self._leases_mutex = threading.RLock()
+        self._lease_lock_depth = 0
+
+    # Leases
+    @contextlib.contextmanager
+    def _lease_lock(self) -> Iterator[None]:
+        """Exclusive, across threads and processes: lease changes vs. deletions."""
+        with self._leases_mutex:
+            if self._lease_lock_depth:  # this thread has it already (flock is per open file)
+                self._lease_lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._lease_lock_depth -= 1
+                return
+            fd = os.open(self._leases_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._lease_lock_depth = 1
+                try:
+                    yield
+                finally:
+                    self._lease_lock_depth = 0
+            finally:
+                os.close(fd)
+
+    def lease(self, name: str) -> Lease:
+        """A new lease named `name` (for messages), e.g. `with store.lease("pull busybox"):`."""
+        return Lease(self, name)
+
+    def _leased_locked(self) -> dict[Digest, str]:
+        """Leased digests → the lease's name; removes stale leases. Under `_lease_lock`."""
+        out: dict[Digest, str] = {}
+        for entry in os.scandir(self._leases_dir):
+            if not entry.name.endswith(".lease"):
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass  # held: alive
+                else:
+                    os.unlink(entry.path)  # nobody holds it: its holder died
+                    continue
+                with os.fdopen(os.dup(fd)) as f:
+                    lines = f.read().split("\n")
+            finally:
+                os.close(fd)
+            try:
+                name = str(json.loads(lines[0]))
+            except ValueError:
+                name = entry.name
+            for line in lines[1:]:
+                with contextlib.suppress(InvalidArgument):
+                    out.setdefault(Digest.parse(line), name)
+        return out
+
+    def leased(self) -> dict[Digest, str]:
+        """Digests live leases hold → the name of (one of) the lease(s)."""
+        with self._lease_lock():
+            return self._leased_locked()
 
     # Provider
     def _blob_path(self, d: Digest) -> Path:
         return self.root / "blobs" / d.algorithm / d.hex
 
     def has(self, d: Digest) -> bool:
+        lease = _active_lease.get()
+        if lease is not None and lease.store is self:
+            lease.add(d)  # before looking: a blob seen here stays until the lease ends
         return self._blob_path(d).is_file()
 
     def path(self, d: Digest) -> Path:
@@ -283,10 +425,15 @@ class ContentStore:
 
     # Manager
     def delete(self, d: Digest) -> None:
-        try:
-            os.unlink(self._blob_path(d))
-        except FileNotFoundError:
-            raise NotFound(f"content {d}: not found")
+        """Remove a blob. FailedPrecondition while a lease holds it (gc takes it later)."""
+        with self._lease_lock():
+            holder = self._leased_locked().get(d)
+            if holder is not None:
+                raise FailedPrecondition(f"content {d}: held by lease {holder!r}")
+            try:
+                os.unlink(self._blob_path(d))
+            except FileNotFoundError:
+                raise NotFound(f"content {d}: not found")
 
     def list(self) -> Iterator[tuple[Digest, int]]:
         base = self.root / "blobs"
@@ -344,9 +491,9 @@ class ContentStore:
         # Blobs committed while we mark (a pull in flight) are not garbage: anything whose
         # inode changed (chmod + rename at commit) since just before the mark is kept.
         started_ns = time.time_ns() - int(grace_seconds * 1e9)
-        with self._lock:
+        with self._lock, self._lease_lock():
             marked: set[Digest] = set()
-            stack = list(roots)
+            stack = [*roots, *self._leased_locked()]
             while stack:
                 d = stack.pop()
                 if d in marked:
@@ -362,13 +509,12 @@ class ContentStore:
                         continue
                 except FileNotFoundError:
                     continue
-                if d not in marked:
-                    try:
-                        self.delete(d)
-                        deleted.append(d)
-                    except NotFound:
-                        pass
+                try:
+                    os.unlink(self._blob_path(d))  # the lease lock is held: no lease can appear
+                    deleted.append(d)
+                except FileNotFoundError:
+                    pass
             return deleted
 
 
-__all__ = ["ContentStore", "Writer"]
+__all__ = ["ContentStore", "Lease", "Writer"]

@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from skiff.errors import InvalidArgument
 from skiff.types import mediatypes as mt
@@ -630,18 +630,61 @@ def _xattrs(path: str) -> dict[str, bytes]:
     return out
 
 
+class _TypedModeTarInfo(tarfile.TarInfo):
+    """A header whose mode keeps the file-type bits (0o120777 for a symlink, 0o040755 for a
+    directory), as Docker's pkg/archive writes `export` tars (its fillGo18FileTypeBits).
+    Python's tarfile masks the mode to 0o7777, so the field is rewritten after the fact."""
+
+    def get_info(self) -> dict[str, Any]:
+        info = dict(super().get_info())
+        info["skiff_full_mode"] = self.mode
+        return info
+
+    @staticmethod
+    def _create_header(info: dict[str, Any], format: int, encoding: str, errors: str) -> bytes:
+        buf: bytes = tarfile.TarInfo._create_header(info, format, encoding, errors)  # type: ignore[attr-defined]
+        mode = int(info.get("skiff_full_mode", 0))
+        if not mode & ~0o7777 or info.get("type") in (tarfile.XHDTYPE, tarfile.XGLTYPE):
+            return buf
+        header = bytearray(buf[-tarfile.BLOCKSIZE :])
+        header[100:108] = tarfile.itn(mode, 8, format)  # type: ignore[attr-defined]
+        checksum = tarfile.calc_chksums(bytes(header))[0]  # type: ignore[attr-defined]
+        header[148:155] = b"%06o\0" % checksum
+        return buf[: -tarfile.BLOCKSIZE] + bytes(header)
+
+
+# The file-type bits Go's archive/tar used to put in a header's mode (c_ISDIR, c_ISREG, …).
+_TYPE_BITS = {
+    tarfile.DIRTYPE: 0o040000,
+    tarfile.REGTYPE: 0o100000,
+    tarfile.LNKTYPE: 0o100000,
+    tarfile.SYMTYPE: 0o120000,
+    tarfile.CHRTYPE: 0o020000,
+    tarfile.BLKTYPE: 0o060000,
+    tarfile.FIFOTYPE: 0o010000,
+}
+
+
 class TarBuilder:
     """Writes entries from lstat results with Docker's conventions (PAX, no user/group names,
-    hard links detected by inode, xattrs as SCHILY.xattr)."""
+    hard links detected by inode, xattrs as SCHILY.xattr). `typed_modes` keeps the file-type
+    bits in each mode, as Docker's `export` (and `cp` out of a container) tars have them."""
 
-    def __init__(self, out: BinaryIO) -> None:
-        self.tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK)
+    def __init__(self, out: BinaryIO, *, typed_modes: bool = False) -> None:
+        self.tf = tarfile.open(
+            fileobj=out,
+            mode="w|",
+            format=tarfile.PAX_FORMAT,
+            bufsize=_CHUNK,
+            tarinfo=_TypedModeTarInfo if typed_modes else tarfile.TarInfo,
+        )
         self.tf.copybufsize = _CHUNK  # type: ignore[attr-defined]
         self.inodes: dict[tuple[int, int], str] = {}
+        self.typed_modes = typed_modes
 
     def add(self, path: str, arcname: str, st: os.stat_result | None = None) -> None:
         st = st or os.lstat(path)
-        ti = tarfile.TarInfo(arcname)
+        ti = self.tf.tarinfo(arcname)
         ti.mode = stat.S_IMODE(st.st_mode)
         ti.uid, ti.gid = st.st_uid, st.st_gid
         ti.uname = ti.gname = ""
@@ -677,6 +720,8 @@ class TarBuilder:
             ti.type = tarfile.FIFOTYPE
         else:
             return  # sockets are not archived (as Docker)
+        if self.typed_modes:
+            ti.mode |= _TYPE_BITS[ti.type]
         try:
             self.tf.addfile(ti, data)
         finally:

@@ -81,8 +81,9 @@ def _merged_dir(stack: list[str], rel: str) -> Iterator[tuple[str, str, os.stat_
 
 
 def export_merged(layers: list[Path], out: BinaryIO) -> None:
-    """The merged view of `layers` (top first) as one tar."""
-    builder = TarBuilder(out)
+    """The merged view of `layers` (top first) as one tar, headers as Docker's `export` writes
+    them (file-type bits in the mode)."""
+    builder = TarBuilder(out, typed_modes=True)
     for rel, path, st in merged_walk(layers):
         builder.add(path, rel, st)
     builder.close()

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from skiff.content.store import ContentStore
+from skiff.content.store import ContentStore, Lease
 from skiff.errors import (
     AlreadyExists,
     Conflict,
@@ -219,6 +219,21 @@ class ImageStore:
             records = [self._record(state, i) for i in state["images"]]
         return sorted(records, key=lambda r: r.created, reverse=True)
 
+    def parent_ids(self) -> set[str]:
+        """Ids of the images that are the parent of another image (`docker images` hides them
+        unless `-a`)."""
+        with self._state() as state:
+            return self._parents_locked(state)
+
+    @staticmethod
+    def _parents_locked(state: dict[str, Any]) -> set[str]:
+        images = state["images"]
+        return {str(e["parent"]) for e in images.values() if e.get("parent") in images}
+
+    @staticmethod
+    def _children_locked(state: dict[str, Any], image_id: str) -> builtins.list[str]:
+        return [i for i, e in state["images"].items() if e.get("parent") == image_id]
+
     def _resolve_id(self, state: dict[str, Any], ref_or_id: str) -> str:
         text = ref_or_id.strip()
         if not text:
@@ -380,7 +395,9 @@ class ImageStore:
                 tags_left = [
                     r for r in refs if r != str(parsed) and parse_reference(r).digest is None
                 ]
-                if tags_left:
+                if tags_left or self._children_locked(state, image_id):
+                    # Docker keeps an image with children once its last tag is gone: it is an
+                    # intermediate image again, deleted with its last child.
                     return result
                 # The last tag is gone: digests of that repository go too, then the image.
                 for r in refs:
@@ -388,6 +405,10 @@ class ImageStore:
                         state["refs"].pop(r)
                         result.append({"Untagged": parse_reference(r).familiar_name()})
             else:
+                if self._children_locked(state, image_id):
+                    raise Conflict(
+                        f"conflict: unable to delete {image_id.removeprefix('sha256:')[:12]} (cannot be forced) - image has dependent child images"
+                    )
                 repos = {parse_reference(r).name for r in refs}
                 if len(repos) > 1 and not force:
                     raise Conflict(
@@ -405,8 +426,27 @@ class ImageStore:
                 for r in refs:
                     state["refs"].pop(r, None)
                     result.append({"Untagged": parse_reference(r).familiar_name()})
-            result.extend(self._delete_locked(state, image_id))
+            result.extend(self._delete_with_parents_locked(state, image_id, in_use))
         return result
+
+    def _delete_with_parents_locked(
+        self, state: dict[str, Any], image_id: str, in_use: InUse
+    ) -> builtins.list[dict[str, str]]:
+        """Delete `image_id`, then its parent chain while each parent is dangling (no reference,
+        no other child) and no container uses it: Docker's rmi/prune without --no-prune."""
+        parent = str(state["images"][image_id].get("parent", ""))
+        out = self._delete_locked(state, image_id)
+        while parent and parent in state["images"]:
+            if (
+                any(i == parent for i in state["refs"].values())
+                or self._children_locked(state, parent)
+                or in_use(parent)
+            ):
+                break
+            next_parent = str(state["images"][parent].get("parent", ""))
+            out.extend(self._delete_locked(state, parent))
+            parent = next_parent
+        return out
 
     @staticmethod
     def _looks_like_id(text: str, image_id: str) -> bool:
@@ -441,7 +481,8 @@ class ImageStore:
         if entry.get("index"):
             mine |= self._reachable(Digest.parse(entry["index"]))
         for d in mine - keep:
-            with contextlib.suppress(NotFound):
+            # A leased blob (a pull or load in progress relies on it) stays for gc to take later.
+            with contextlib.suppress(NotFound, FailedPrecondition):
                 self.content.delete(d)
         self._config_cache.pop(entry["config"], None)
         return out
@@ -458,24 +499,41 @@ class ImageStore:
         return seen
 
     def prune(
-        self, *, dangling_only: bool = True, in_use: InUse = lambda image_id: False
+        self,
+        *,
+        dangling_only: bool = True,
+        in_use: InUse = lambda image_id: False,
+        matches: Callable[[dict[str, Any]], bool] = lambda image_config: True,
     ) -> dict[str, Any]:
+        """`image prune`: delete dangling images (all unused ones unless `dangling_only`) whose
+        image config `matches` (the label/until filters), each with its dangling parent chain."""
         deleted: builtins.list[dict[str, str]] = []
         reclaimed = 0
         with self._state(write=True) as state:
-            for image_id in list(state["images"]):
-                refs = [r for r, i in state["refs"].items() if i == image_id]
-                tags = [r for r in refs if parse_reference(r).digest is None]
-                if dangling_only and tags:
-                    continue
-                if in_use(image_id):
-                    continue
-                before = self._snapshot_bytes()
-                for r in refs:
-                    state["refs"].pop(r)
-                    deleted.append({"Untagged": parse_reference(r).familiar_name()})
-                deleted.extend(self._delete_locked(state, image_id))
-                reclaimed += max(0, before - self._snapshot_bytes())
+            # As Docker: only heads (images no other image builds on) are candidates; deleting
+            # one takes its dangling parent chain along. Parents of what stays are kept.
+            progress = True
+            while progress:
+                progress = False
+                parents = self._parents_locked(state)
+                for image_id in list(state["images"]):
+                    if image_id not in state["images"] or image_id in parents:
+                        continue
+                    refs = [r for r, i in state["refs"].items() if i == image_id]
+                    tags = [r for r in refs if parse_reference(r).digest is None]
+                    if dangling_only and tags:
+                        continue
+                    if in_use(image_id):
+                        continue
+                    if not matches(self._config(state["images"][image_id]["config"])):
+                        continue
+                    before = self._snapshot_bytes()
+                    for r in refs:
+                        state["refs"].pop(r)
+                        deleted.append({"Untagged": parse_reference(r).familiar_name()})
+                    deleted.extend(self._delete_with_parents_locked(state, image_id, in_use))
+                    reclaimed += max(0, before - self._snapshot_bytes())
+                    progress = not dangling_only  # prune -a: parents may be heads now
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     def _snapshot_bytes(self) -> int:
@@ -629,7 +687,7 @@ class ImageStore:
             )
             if index_digest is not None:
                 entry["index"] = str(index_digest)
-            if parent:
+            if parent and parent != image_id and parent in state["images"]:
                 entry["parent"] = parent
             state["images"][image_id] = entry
             for ref in refs:
@@ -667,8 +725,13 @@ class ImageStore:
         manifest_digest: Digest,
         refs: builtins.list[Reference],
         progress: Callable[[str], None] | None = None,
+        *,
+        parent: str = "",
     ) -> ImageRecord:
-        """Register the image of a manifest or index in the content store under `refs` exactly."""
+        """Register the image of a manifest or index in the content store under `refs` exactly.
+        `parent` is the image this one was made from (a build step's previous image, a commit's
+        image), as Docker records it: a parent is hidden from `images` while it has children,
+        is not dangling, and goes with its last child on `rmi` when nothing else uses it."""
         data = self.content.read(manifest_digest)
         index_digest = None
         if media_type_of(data) in mt.INDEXES:
@@ -698,6 +761,7 @@ class ImageStore:
             chains=chains,
             refs=refs,
             index_digest=index_digest,
+            parent=parent,
             progress=progress,
         )
 
@@ -774,6 +838,11 @@ class ImageStore:
         return self._write_image(config, [desc], [Digest.parse(chain)], ref).id
 
     # ------------------------------------------------------------------ containers
+    def lease(self, name: str) -> Lease:
+        """A content lease (see skiff.content.store): `with images.lease(f"pull {ref}"):` around a
+        pull and its `create_from_manifest` keeps every blob it found or fetched from `rmi`."""
+        return self.content.lease(name)
+
     def prepare_container_rootfs(self, image_id: str, container_key: str) -> builtins.list[Mount]:
         rec = self.resolve(image_id)
         parent = str(rec.chain_ids[-1]) if rec.chain_ids else ""
@@ -895,7 +964,8 @@ class ImageStore:
         from skiff.images.archive import load_archive
 
         try:
-            return load_archive(self, fileobj, progress)
+            with self.lease("load"):  # blobs it finds present stay until it has registered
+                return load_archive(self, fileobj, progress)
         except OSError as err:
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise Unavailable(

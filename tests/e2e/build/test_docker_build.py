@@ -367,9 +367,7 @@ def _tree(d: Any, ref: str) -> list[tuple[str, str, str, int, int, int, str]]:
             n = ti.name.rstrip("/")
             if n in skip or n.startswith(("proc/", "sys/", "dev/")):
                 continue
-            rows.append(
-                (n, ti.type.decode(), oct(ti.mode & 0o7777), ti.uid, ti.gid, ti.size, ti.linkname)
-            )
+            rows.append((n, ti.type.decode(), oct(ti.mode), ti.uid, ti.gid, ti.size, ti.linkname))
     return sorted(rows)
 
 

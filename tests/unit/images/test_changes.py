@@ -1,6 +1,6 @@
 import pytest
 
-from skiff.errors import InvalidArgument, NotImplementedYet
+from skiff.errors import InvalidArgument
 from skiff.images.changes import apply_changes
 
 
@@ -38,6 +38,43 @@ def test_invalid_changes(bad: str) -> None:
         apply_changes({}, [bad])
 
 
-def test_healthcheck_is_not_faked() -> None:
-    with pytest.raises(NotImplementedYet):
-        apply_changes({}, ["HEALTHCHECK CMD true"])
+def test_healthcheck_changes() -> None:
+    cfg = apply_changes(
+        {"Cmd": ["sh"]},
+        ['HEALTHCHECK --interval=5s --timeout=1m30s --retries=3 CMD ["wget", "-q", "x"]'],
+    )
+    assert cfg["Healthcheck"] == {
+        "Test": ["CMD", "wget", "-q", "x"],
+        "Interval": 5 * 10**9,
+        "Timeout": 90 * 10**9,
+        "Retries": 3,
+    }
+    assert cfg["Cmd"] == ["sh"]
+    shell = apply_changes({}, ["HEALTHCHECK --start-period=500ms CMD  test -f /ok || exit 1"])
+    assert shell["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "test -f /ok || exit 1"],
+        "StartPeriod": 500 * 10**6,
+    }
+    none = apply_changes(shell, ["healthcheck none"])
+    assert none["Healthcheck"] == {"Test": ["NONE"]}
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("HEALTHCHECK", "Unknown type"),
+        ("HEALTHCHECK CMD", "Missing command"),
+        ("HEALTHCHECK NONE x", "takes no arguments"),
+        ("HEALTHCHECK --interval=5s NONE", "takes no arguments"),
+        ("HEALTHCHECK PING x", "Unknown type"),
+        ("HEALTHCHECK --interval=5 CMD true", "invalid duration"),
+        ("HEALTHCHECK --interval=10us CMD true", "cannot be less than 1ms"),
+        ("HEALTHCHECK --retries=x CMD true", "invalid number"),
+        ("HEALTHCHECK --retries=-1 CMD true", "cannot be negative"),
+        ("HEALTHCHECK --interval CMD true", "Missing a value"),
+        ("HEALTHCHECK --bogus=1 CMD true", "unknown flag"),
+    ],
+)
+def test_invalid_healthcheck_changes(bad: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        apply_changes({}, [bad])
