@@ -37,17 +37,19 @@ def pull(
 ) -> str:
     """Pull `ref` and register it; returns the image id."""
     r = parse_reference(ref)
-    result = client.pull(
-        r,
-        store.content,
-        auth=auth,
-        progress=progress,
-        platform=platform or "linux/amd64",
-        insecure=cfg.insecure,
-        mirrors=cfg.mirrors,
-        emit_summary=False,
-    )
-    record = store.create_from_manifest(None if r.digest else str(r), result.manifest_digest)
+    # the lease keeps every blob this pull finds or fetches from a concurrent rmi/gc
+    with store.lease(f"pull {r}"):
+        result = client.pull(
+            r,
+            store.content,
+            auth=auth,
+            progress=progress,
+            platform=platform or "linux/amd64",
+            insecure=cfg.insecure,
+            mirrors=cfg.mirrors,
+            emit_summary=False,
+        )
+        record = store.create_from_manifest(None if r.digest else str(r), result.manifest_digest)
     if result.downloaded:
         for layer in result.layers:  # unpacked into snapshots by create_from_manifest
             progress({"status": "Pull complete", "progressDetail": {}, "id": layer.digest.short()})
