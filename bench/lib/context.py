@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import procs
-from .engines import Daemon, Dockerd, Podman, Skiffd, Unavailable
+from .engines import (
+    BridgedDockerd,
+    BridgedSkiffd,
+    Daemon,
+    Dockerd,
+    Podman,
+    Skiffd,
+    Unavailable,
+)
 from .timing import Outcome, Side, alternate
 
 BUSYBOX_REF = "busybox:latest"
@@ -120,6 +128,48 @@ class Context:
             "skiffd",
             lambda: Skiffd(self.tmp / "skiffd", f"{self.cgroup_prefix}-skiffd", [exec_root]),
         )
+
+    @property
+    def bridge_names(self) -> tuple[str, str]:
+        """(skiffd's, dockerd's) bridge names for the `network` workload: unique per run and
+        unlike skiff's veth names (sk + 11 hex)."""
+        return f"sk{self.run_id[:6]}", f"skbd{self.run_id[:6]}"
+
+    def skiffd_bridged(self) -> Daemon:
+        """A second skiffd whose default `bridge` network is a bridge of its own."""
+        exec_root = Path(f"/run/skn{self.run_id[:4]}")
+        return self._daemon(
+            "skiffd-bridged",
+            lambda: BridgedSkiffd(
+                self.tmp / "skiffd-bridged",
+                f"{self.cgroup_prefix}-skiffd-bridged",
+                self.bridge_names[0],
+                [exec_root],
+            ),
+        )
+
+    def dockerd_bridged(self) -> Daemon:
+        """A second dockerd with `--bridge <own bridge> --iptables=true` on a free /24."""
+        from .netfilter import pick_subnet, used_networks
+
+        return self._daemon(
+            "dockerd-bridged",
+            lambda: BridgedDockerd(
+                self.tmp / "dockerd-bridged",
+                f"{self.cgroup_prefix}-dockerd-bridged",
+                self.bridge_names[1],
+                pick_subnet(used_networks()),
+            ),
+        )
+
+    def release(self, key: str) -> list[str]:
+        """Stop a daemon before the run ends (one that changes the host's networking should
+        not outlive its workload); returns the clean-up problems."""
+        service = self._services.pop(key, None)
+        if not isinstance(service, Daemon):
+            return []
+        self.untrack(service)
+        return service.stop()
 
     def podman(self) -> Podman:
         cached = self._services.get("podman")

@@ -10,6 +10,7 @@ whatever is left under its root, and removes the root.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import procs
+from . import netfilter, procs
 
 VENV_BIN = Path("/opt/skiff/venv/bin")
 
@@ -285,6 +286,72 @@ class Skiffd(Daemon):
             "-H", f"unix://{self.socket}",
             "--pidfile", str(r / "skiffd.pid"),
         ]  # fmt: skip
+
+
+class BridgedSkiffd(Skiffd):
+    """skiffd whose default `bridge` network is a bridge of its own (`--bridge NAME`, a free /24
+    picked by skiffd). skiffd leaves its bridge, its nft table `skiff_NAME` and its two iptables
+    FORWARD accept rules in place when it exits (as dockerd leaves docker0); stop() removes
+    exactly those."""
+
+    def __init__(
+        self, root: Path, cgroup_parent: str, bridge: str, extra_dirs: Sequence[Path] = ()
+    ):
+        super().__init__(root, cgroup_parent, extra_dirs)
+        self.bridge = bridge
+
+    def argv(self) -> list[str]:
+        return [*super().argv(), "--bridge", self.bridge]
+
+    def stop(self) -> list[str]:
+        problems = super().stop()
+        problems += netfilter.remove_skiff_network(self.bridge)
+        return problems
+
+
+class BridgedDockerd(Dockerd):
+    """dockerd with bridge networking and iptables on: its default network is a bridge the
+    bench makes (`--bridge NAME`, address `gateway/24` on a free subnet), never docker0 or
+    172.17.0.0/16. dockerd adds its DOCKER* chains and jumps (and sets the iptables FORWARD
+    policy to DROP when it has to turn ip_forward on); stop() removes what this dockerd added (rules and chains that were not
+    there before it started, and that are Docker's or name its bridge or subnet), puts the
+    FORWARD policy and the bridge-netfilter sysctls back, and deletes the bridge."""
+
+    def __init__(self, root: Path, cgroup_parent: str, bridge: str, subnet: ipaddress.IPv4Network):
+        super().__init__(root, cgroup_parent)
+        self.bridge = bridge
+        self.subnet = subnet
+        self.before: netfilter.Snapshot | None = None
+        self.made_bridge = False
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.before = netfilter.snapshot()
+        gateway = f"{next(self.subnet.hosts())}/{self.subnet.prefixlen}"
+        procs.run(["ip", "link", "add", self.bridge, "type", "bridge"], timeout=30)
+        self.made_bridge = True
+        procs.run(["ip", "addr", "add", gateway, "dev", self.bridge], timeout=30)
+        procs.run(["ip", "link", "set", self.bridge, "up"], timeout=30)
+
+    def argv(self) -> list[str]:
+        argv = super().argv()
+        swap = {"--iptables=false": "--iptables=true", "--bridge=none": f"--bridge={self.bridge}"}
+        return [swap.get(a, a) for a in argv]
+
+    def stop(self) -> list[str]:
+        problems = super().stop()
+        # docker-proxy runs as `docker-proxy … -container-ip 10.x.y.z …`: ours name our /24.
+        octets = str(self.subnet.network_address).split(".")[:3]
+        left = procs.kill_marked(f"-container-ip {'.'.join(octets)}.")
+        if left:
+            problems.append(f"dockerd: {len(left)} docker-proxy processes left running; killed")
+        if self.before is not None:
+            problems += netfilter.remove_docker_rules(self.before, self.bridge, str(self.subnet))
+        if self.made_bridge:
+            res = procs.run(["ip", "link", "del", self.bridge], timeout=30, check=False)
+            if res.returncode != 0 and "Cannot find device" not in res.stderr:
+                problems.append(f"dockerd: ip link del {self.bridge}: {res.stderr.strip()}")
+        return problems
 
 
 class Podman:

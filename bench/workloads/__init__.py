@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import build, cli, detached, memory, registry, run_rm, runtime_run, unpack
+from . import build, cli, detached, memory, network, registry, run_rm, runtime_run, unpack
 
 WORKLOADS: list[ModuleType] = [
     runtime_run,
     run_rm,
+    network,
     detached,
     memory,
     registry,
