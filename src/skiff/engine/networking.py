@@ -124,7 +124,7 @@ class Networking:
 
     def teardown(self, cid: str) -> None:
         with contextlib.suppress(NotFound):
-            self.manager.disconnect(cid)
+            self.manager.disconnect(cid, netns_going=True)
         netns.remove(self.netns_path(cid))
 
     def connect_running(self, cid: str, name: str, network: str, endpoint: dict[str, Any]) -> None:

@@ -150,14 +150,9 @@ class Netlink:
         try:
             host_idx = self.link_index(host_name)
             self._ipr.link("set", index=host_idx, master=bridge_idx, state="up")
-            with in_netns(netns_path) as ns:
-                idx = ns.link_lookup(ifname=ifname)[0]
-                ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
-                ns.link("set", index=idx, state="up")
-                lo = ns.link_lookup(ifname="lo")[0]
-                ns.link("set", index=lo, state="up")
-                if gateway:
-                    ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+            from skiff.linux import rtnl
+
+            rtnl.configure(netns_path, ifname, address, prefixlen, gateway)
         except BaseException:
             self.delete_link(host_name)
             raise
@@ -174,5 +169,6 @@ def in_netns(path: str) -> Iterator[Any]:
 
 
 def bring_up_loopback(netns_path: str) -> None:
-    with in_netns(netns_path) as ns:
-        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+    from skiff.linux import rtnl
+
+    rtnl.loopback_up(netns_path)

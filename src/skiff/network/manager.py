@@ -415,8 +415,14 @@ class NetworkManager:
             self._save_endpoints()
             return made
 
-    def disconnect(self, container_id: str, network: str | None = None) -> None:
-        """Remove the container's endpoint on `network` (all of them when None)."""
+    def disconnect(
+        self, container_id: str, network: str | None = None, *, netns_going: bool = False
+    ) -> None:
+        """Remove the container's endpoint on `network` (all of them when None).
+
+        `netns_going`: the caller destroys the container's namespace next, and the kernel then
+        removes both ends of each veth; deleting them here would only wait on the kernel.
+        """
         with self._lock:
             eps = self.endpoints_of(container_id)
             if network is not None:
@@ -427,17 +433,18 @@ class NetworkManager:
                         f"container {container_id[:12]} is not connected to network {n.name}"
                     )
             for ep in eps:
-                self._teardown_endpoint(ep)
+                self._teardown_endpoint(ep, delete_link=not netns_going)
                 del self._endpoints[(ep.container_id, ep.network_id)]
             self._save_endpoints()
             if self.dns is not None:
                 self.dns.refresh(self)
 
-    def _teardown_endpoint(self, ep: Endpoint) -> None:
+    def _teardown_endpoint(self, ep: Endpoint, delete_link: bool = True) -> None:
         self.firewall.remove_ports([_rule(ep, m) for m in ep.ports])
         for m in ep.ports:
             self.ports.release(m["proto"], m["host_ip"], m["host_port"])
-        self.netlink.delete_link(ep.veth)
+        if delete_link:
+            self.netlink.delete_link(ep.veth)
         self.ipam.release(ep.network_id, ep.container_id)
 
     def reconcile(self, live: set[str]) -> dict[str, list[str]]:
