@@ -99,6 +99,10 @@ class ShimSpec:
     tty: bool = False
     stdin: bool = False
     wait_start: bool = False
+    # skiff-runtime only: the read end of a pipe its `create` waits on before it reads the
+    # bundle (see `skiff.runtime.create.wait_for_gate`), so the shim and the runtime start
+    # while skiffd still prepares the network and writes config.json.
+    gate_fd: int | None = None
 
 
 def socket_path(shim_dir: Path) -> str:
@@ -144,13 +148,21 @@ def spawn(spec: ShimSpec) -> Launch:
         argv.append("--stdin")
     if spec.wait_start:
         argv.append("--wait-start")
+    env = None
+    pass_fds: tuple[int, ...] = (write_end,)
+    if spec.gate_fd is not None:
+        from skiff.runtime.create import GATE_ENV
+
+        env = {**os.environ, GATE_ENV: str(spec.gate_fd)}
+        pass_fds += (spec.gate_fd,)
     try:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            pass_fds=(write_end,),
+            pass_fds=pass_fds,
+            env=env,
         )
     finally:
         os.close(write_end)
@@ -177,6 +189,14 @@ class Launch:
         if line.startswith("error "):
             self.stream.close()
             raise FailedPrecondition(line[6:])
+
+    def drain(self) -> None:
+        """Read the stream to its end (the shim has reported and is done starting)."""
+        try:
+            while self.stream.readline():
+                pass
+        finally:
+            self.stream.close()
 
     def expect_pid(self) -> int:
         """Read status lines until the process pid (or the error) arrives."""

@@ -170,6 +170,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
     state: st.ContainerState | None = None
     try:
         try:
+            wait_for_gate()
             state = prepare(root, container_id, bundle, opts, parent)
             init_pid, pidfd, master = serve(parent, intermediate_pid, state)
             log.trace("init ready")
@@ -202,6 +203,28 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
         raise
     finally:
         parent.close()
+
+
+# skiff extension (the CLI is runc's without it): a caller that starts the runtime before the
+# bundle is written passes the read end of a pipe in this variable. `create` starts up, forks
+# the intermediate and then waits for one byte before it reads config.json: the interpreter's
+# start-up overlaps the caller's work. End of stream instead of the byte = cancelled.
+GATE_ENV = "_SKIFF_RUNTIME_CREATE_GATE_FD"
+
+
+def wait_for_gate() -> None:
+    raw = os.environ.pop(GATE_ENV, None)
+    if not raw:
+        return
+    fd = int(raw)
+    try:
+        data = os.read(fd, 1)
+    finally:
+        os.close(fd)
+    if data != b"1":
+        raise FailedPrecondition(
+            "create cancelled: the caller closed the gate before the bundle was ready"
+        )
 
 
 def prepare(

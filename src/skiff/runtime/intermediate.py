@@ -6,7 +6,8 @@ Runs in the child of the main process and never returns (os._exit). Steps:
 2. setns into every namespace given by path (user first);
 3. unshare a new user namespace and ask the main process to write its id maps, then become
    root in it;
-4. unshare every other new namespace, write time offsets;
+4. unshare every other new namespace, set `lo` up in a new network namespace (as runc),
+   write time offsets;
 5. fork: the child is pid 1 of the new pid namespace (init, or the `exec`ed process); it
    starts only once step 6 is done, so the main process always knows its pid first;
 6. send its pid to the main process, let the child go, and exit.
@@ -17,8 +18,8 @@ from __future__ import annotations
 import os
 
 from skiff.linux import namespaces as ns
-from skiff.linux.syscalls import CLONE_NEWUSER, SYSCALLS, Syscalls
-from skiff.runtime import messages
+from skiff.linux.syscalls import CLONE_NEWNET, CLONE_NEWUSER, SYSCALLS, Syscalls
+from skiff.runtime import loopback, messages
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def enter(
     *,
     cgroup: Any = None,
     sys: Syscalls = SYSCALLS,
+    lo_up: Callable[[], None] = loopback.set_up,
 ) -> None:
     """Steps 1-4 in the calling process."""
     from skiff.runtime import log
@@ -79,6 +81,8 @@ def enter(
         become_root(sys)
     if plan.unshare_flags:
         sys.unshare(plan.unshare_flags)
+        if plan.unshare_flags & CLONE_NEWNET:
+            lo_up()
     log.trace("intermediate unshared")
     if plan.time_offsets:
         ns.write_time_offsets(plan.time_offsets)

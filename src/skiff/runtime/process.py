@@ -39,14 +39,28 @@ def env_of(process: Mapping[str, Any]) -> dict[str, str]:
 
 
 def look_path(program: str, env: Mapping[str, str]) -> str:
-    """Resolve `program` like execvp in the current root, with the process's PATH."""
+    """Resolve `program` like runc (Go's exec.LookPath) in the current root, with the
+    process's PATH: the result is a regular file with an execute bit. The messages are runc's,
+    which docker maps to exit 127 (not found) and 126 (permission denied)."""
+    import stat
+
     if "/" in program:
-        if not os.path.exists(program):
-            raise NotFound(f'exec: "{program}": stat {program}: no such file or directory')
+        try:
+            st = os.stat(program)
+        except OSError as err:
+            raise NotFound(
+                f'exec: "{program}": stat {program}: {(err.strerror or "").lower()}'
+            ) from None
+        if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
+            raise FailedPrecondition(f'exec: "{program}": permission denied')
         return program
     for directory in (env.get("PATH") or DEFAULT_PATH).split(":"):
         candidate = os.path.join(directory or ".", program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return candidate
     raise NotFound(f'exec: "{program}": executable file not found in $PATH')
 

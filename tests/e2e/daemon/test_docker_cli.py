@@ -44,11 +44,6 @@ def test_run_rm_prints_output_and_removes(skiffd: Daemon) -> None:
 def test_exit_codes_like_docker(
     skiffd: Daemon, runtime: str, args: list[str], code: int, needle: str
 ) -> None:
-    default = skiffd.docker("info", "-f", "{{.DefaultRuntime}}").stdout.strip()
-    if code == 126 and "skiff-runtime" in (default if runtime == "default" else runtime):
-        pytest.xfail(
-            "skiff-runtime reports a failed exec from the container (exit 127) instead of failing `create` as runc does"
-        )
     extra = ["--runtime", runtime] if runtime != "default" else []
     res = skiffd.docker("run", "--rm", *extra, *args, check=False)
     assert res.returncode == code, res.stderr

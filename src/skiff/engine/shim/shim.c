@@ -403,14 +403,14 @@ static void write_exit_file(int code, int signaled) {
     rfc3339nano(now, sizeof now);
     int n = snprintf(buf, sizeof buf, "{\"exit_code\":%d,\"signaled\":%s,\"finished_at\":\"%s\"}\n",
                      code, signaled ? "true" : "false", now);
+    /* temp + rename: skiffd never reads half a record. No fsync: the record only has to
+     * outlive skiffd (a kill -9 keeps the page cache), not the machine; it lives under the
+     * exec-root (/run, a tmpfs) and after a reboot there is no shim and no container left. */
     int fd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return;
     write_all(fd, buf, (size_t)n);
-    fsync(fd);
     close(fd);
     rename("exit.tmp", "exit");
-    int d = open(".", O_RDONLY | O_DIRECTORY);
-    if (d >= 0) { fsync(d); close(d); }
 }
 
 /* Forward output from fd; returns 0 at EOF. */
