@@ -62,17 +62,13 @@ class Networking:
         networking_config: dict[str, Any] | None,
     ) -> NetSetup:
         mode = network_mode(host_config)
-        if mode == "host" or mode.startswith("container:"):
+        if mode in ("host", "none") or mode.startswith("container:"):
+            # none: the runtime makes a fresh namespace itself and brings lo up, as runc does
             return NetSetup(None)
         path = self.netns_path(cid)
         if os.path.exists(path):  # a restart: start from a clean namespace
             self.teardown(cid)
         netns.create(path)
-        if mode == "none":
-            from skiff.linux.netlink import bring_up_loopback
-
-            bring_up_loopback(path)
-            return NetSetup(path)
         endpoints = {
             ("bridge" if k == "default" else k): v
             for k, v in ((networking_config or {}).get("EndpointsConfig") or {}).items()
@@ -197,7 +193,7 @@ class Networking:
                 ports[key] = (ports[key] or []) + [
                     {"HostIp": m["host_ip"] or "0.0.0.0", "HostPort": str(m["host_port"])}
                 ]
-        sandbox = self.netns_path(cid) if running and mode not in ("host",) else ""
+        sandbox = self.netns_path(cid) if running and mode not in ("host", "none") else ""
         return {
             "Bridge": "",
             "SandboxID": hashlib.sha256(sandbox.encode()).hexdigest() if sandbox else "",
