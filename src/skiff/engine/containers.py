@@ -849,6 +849,12 @@ class Engine:
         except SkiffError:
             monitor = None
         pid = shim_client.read_pid(shim_dir)
+        if monitor is not None and pid and self._runtime_status(c) == "created":
+            # the process exists but was never started (skiffd died before `start`): the
+            # client got an error, so nothing runs; the container stays "created"
+            log.info("container %s: start was cut short by a crash; not starting it", c.id[:12])
+            monitor.close()
+            monitor = None
         if monitor is not None and pid:
             c.set_status(Status.RUNNING)
             c.state["Pid"] = pid
@@ -865,8 +871,20 @@ class Engine:
         if os.path.exists(os.path.join(self.runtime_root, c.id)):
             self.runtime_cmd(c, "kill", c.id, "KILL", check=False)
         self.runtime_delete(c)
+        if self.plumbing is not None:
+            self.plumbing.after_exit(c.id)
         self.unmount_rootfs(c)
         shutil.rmtree(shim_dir, ignore_errors=True)
+
+    def _runtime_status(self, c: Container) -> str:
+        """The runtime's own status of the container ("" when it has no record of it)."""
+        res = self.runtime_cmd(c, "state", c.id, check=False)
+        if res.returncode != 0:
+            return ""
+        try:
+            return str(json.loads(res.stdout).get("status") or "")
+        except ValueError:
+            return ""
 
     # ---- stop / kill -------------------------------------------------------------------
     def kill(self, ref: str, sig: str | int | None = None) -> None:
