@@ -24,6 +24,7 @@ class Plumbing:
     def __init__(self, networking: Networking | None, volumes: LocalVolumes | None) -> None:
         self.networking = networking
         self.volumes = volumes
+        self._cache: dict[str, Any] = {}
 
     # -- create ------------------------------------------------------------------------------
     def validate(self, host_config: dict[str, Any]) -> None:
@@ -41,27 +42,40 @@ class Plumbing:
         volumes_from: Any,
     ) -> None:
         if networking_config:
-            _write(container_dir / "networking.json", networking_config)
+            self._save(container_dir / "networking.json", networking_config)
         if self.volumes is None:
             return
         points = volumemounts.plan(
             self.volumes, cid, config, host_config, image_config.get("Volumes"), volumes_from
         )
-        _write(container_dir / "mounts.json", points)
+        self._save(container_dir / "mounts.json", points)
+
+    def _read(self, path: Path, default: Any) -> Any:
+        """A per-container file, from memory after the first read: every write goes through
+        `_save`, and `docker ps` reads these for every container."""
+        key = str(path)
+        if key not in self._cache:
+            try:
+                self._cache[key] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return default
+        return self._cache[key]
+
+    def _save(self, path: Path, data: Any) -> None:
+        _write(path, data)
+        self._cache[str(path)] = data
+
+    def forget(self, container_dir: Path) -> None:
+        for name in ("mounts.json", "networking.json"):
+            self._cache.pop(str(container_dir / name), None)
 
     def points(self, container_dir: Path) -> list[dict[str, Any]]:
-        try:
-            data: list[dict[str, Any]] = json.loads((container_dir / "mounts.json").read_text())
-            return data
-        except (OSError, ValueError):
-            return []
+        data: list[dict[str, Any]] = self._read(container_dir / "mounts.json", [])
+        return data
 
     def networking_config(self, container_dir: Path) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads((container_dir / "networking.json").read_text())
-            return data
-        except (OSError, ValueError):
-            return None
+        data: dict[str, Any] | None = self._read(container_dir / "networking.json", None)
+        return data
 
     def stripped(self, host_config: dict[str, Any]) -> dict[str, Any]:
         return volumemounts.strip_volumes(host_config) if self.volumes is not None else host_config
@@ -144,7 +158,7 @@ class Plumbing:
         nc["_Disconnected"] = sorted(gone)
         eps[n.name] = endpoint
         nc["EndpointsConfig"] = eps
-        _write(container_dir / "networking.json", nc)
+        self._save(container_dir / "networking.json", nc)
 
     def disconnect(
         self,
@@ -177,7 +191,7 @@ class Plumbing:
             self.networking.manager.disconnect(cid, n.id)
         eps.pop(n.name, None)
         nc["EndpointsConfig"] = eps
-        _write(container_dir / "networking.json", nc)
+        self._save(container_dir / "networking.json", nc)
 
     # -- remove ----------------------------------------------------------------------------------
     def on_remove(self, cid: str, container_dir: Path, *, remove_anonymous: bool) -> None:
@@ -187,6 +201,7 @@ class Plumbing:
             volumemounts.release(
                 self.volumes, cid, self.points(container_dir), remove_anonymous=remove_anonymous
             )
+        self.forget(container_dir)
 
     # -- daemon start ----------------------------------------------------------------------------
     def reconcile(self, running: set[str], existing: set[str]) -> None:
