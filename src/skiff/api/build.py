@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import shutil
 import socket
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from skiff.api.http import Request, Response, Router
+from skiff.api.http import Request, Response, Router, json_response
 from skiff.build.builder import BuildError, BuildOptions, build, remove_stale
 from skiff.build.context import extract_tar
 from skiff.engine.containers import Engine
@@ -156,7 +157,15 @@ def register(router: Router, engine: Engine) -> None:
             raise
         return Response(200, stream=_run(req, options, context, tmp))
 
+    def prune(req: Request) -> Response:
+        """POST /build/prune: the legacy builder's cache entries and RUN --mount=type=cache dirs."""
+        deleted, space = prune_build_cache(
+            engine.data_root / "build", keep_mounts=not req.flag("all")
+        )
+        return json_response({"CachesDeleted": deleted, "SpaceReclaimed": space})
+
     router.add("POST", "/build", post_build)
+    router.add("POST", "/build/prune", prune)
 
 
 def _tmp_root(engine: Engine) -> Path:
@@ -225,3 +234,31 @@ def _run(req: Request, options: BuildOptions, context: Path, tmp: Path) -> Itera
         cancel.set()  # a no-op after a normal end; stops the build when the client went away
         worker.join()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def prune_build_cache(state_dir: Path, *, keep_mounts: bool) -> tuple[list[str], int]:
+    """Forget every cached step (the step images stay; `image prune` removes unused ones) and,
+    unless `keep_mounts`, the RUN --mount=type=cache directories."""
+    import shutil
+
+    deleted: list[str] = []
+    space = 0
+    cache = state_dir / "cache"
+    if cache.is_dir():
+        for entry in cache.iterdir():
+            if entry.is_file():
+                space += entry.stat().st_size
+                entry.unlink(missing_ok=True)
+                deleted.append(entry.name)
+    mounts = state_dir / "cache-mounts"
+    if not keep_mounts and mounts.is_dir():
+        for d in mounts.iterdir():
+            for dirpath, _, files in os.walk(d):
+                for f in files:
+                    try:
+                        space += os.lstat(os.path.join(dirpath, f)).st_size
+                    except OSError:
+                        pass
+            shutil.rmtree(d, ignore_errors=True)
+            deleted.append(d.name)
+    return deleted, space
