@@ -283,6 +283,7 @@ class Skiffd(Daemon):
             skiff_binary("skiffd"),
             "--data-root", str(r / "data"),
             "--exec-root", str(self.extra_dirs[0] if self.extra_dirs else r / "exec"),
+            "--bridge", "none",  # as its dockerd (--bridge=none); BridgedSkiffd overrides
             "-H", f"unix://{self.socket}",
             "--pidfile", str(r / "skiffd.pid"),
         ]  # fmt: skip

@@ -141,7 +141,7 @@ def run_step(
             security=opts,
         )
         spec["mounts"] += step.mounts
-        spec["linux"]["cgroupsPath"] = f"skiff-build/{step.container_id}"
+        spec["linux"]["cgroupsPath"] = f"skiff/build-{step.container_id}"
         (bundle / "config.json").write_text(json.dumps(spec))
         return _run(step.container_id, bundle, runtime, runtime_root, output, cancelled)
     finally:
@@ -224,6 +224,10 @@ def _run(
             capture_output=True,
             timeout=30,
         )
+        if os.path.basename(runtime) != "skiff-runtime":
+            from skiff.linux.cgroups import prune_empty_subtree
+
+            prune_empty_subtree()  # runc leaves the `skiff` parent of the step's cgroup
         for r in readers:
             r.join(5)
         proc.stdout.close()

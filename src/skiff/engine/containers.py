@@ -446,6 +446,11 @@ class Engine:
         if not os.path.exists(os.path.join(self.runtime_root, c.id)):
             return
         self.runtime_cmd(c, "delete", "--force", c.id, check=False)
+        if os.path.basename(self.runtimes.path(c.runtime)) != "skiff-runtime":
+            # runc removes the container's cgroup but not the `skiff` parent it made
+            from skiff.linux.cgroups import prune_empty_subtree
+
+            prune_empty_subtree()
 
     def _namespace_path(self, mode: str, kind: str) -> str | None:
         if not mode.startswith("container:"):

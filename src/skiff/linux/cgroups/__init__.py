@@ -12,7 +12,13 @@ from __future__ import annotations
 import os
 
 from skiff.errors import FailedPrecondition, InvalidArgument
-from skiff.linux.cgroups.paths import UNIFIED, detect, leaf_and_prunable, parse_proc_cgroup
+from skiff.linux.cgroups.paths import (
+    UNIFIED,
+    detect,
+    leaf_and_prunable,
+    own_path,
+    parse_proc_cgroup,
+)
 from skiff.linux.cgroups.v1 import V1Manager
 from skiff.linux.cgroups.v2 import V2Manager
 
@@ -96,3 +102,32 @@ def load_manager(saved: dict[str, Any]) -> CgroupManager:
             raise InvalidArgument(f"cgroup state: v2 manager without a unified path: {saved!r}")
         return V2Manager(root, paths, prune)
     raise InvalidArgument(f"cgroup state: unknown cgroup version {version!r}")
+
+
+def prune_empty_subtree(
+    subtree: str = "skiff",
+    *,
+    root: str = "/sys/fs/cgroup",
+    proc_self_cgroup: str = "/proc/self/cgroup",
+) -> None:
+    """Remove `<own cgroup>/<subtree>` in every hierarchy where it is empty.
+
+    Other runtimes (runc) nest a relative cgroupsPath under the caller's cgroup as skiff does,
+    but leave the parent directories behind when they delete a container; skiffd calls this
+    after such a delete. A directory still in use is not empty and stays.
+    """
+    try:
+        layout = detect(root, proc_self_cgroup)
+        with open(proc_self_cgroup) as f:
+            own = parse_proc_cgroup(f.read())
+    except (OSError, FailedPrecondition):
+        return
+    hierarchies = list(layout.hierarchies)
+    if layout.unified is not None:
+        hierarchies.append(layout.unified)
+    for h in hierarchies:
+        path = os.path.join(h.mount, own_path(h, own).lstrip("/"), subtree)
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
