@@ -139,8 +139,9 @@ class BaseSnapshotter:
             d = self._dir(snap_id)
             if d.exists():
                 shutil.rmtree(d)
-            tmp = self.root / "snapshots" / f"new-{snap_id}"
-            shutil.rmtree(tmp, ignore_errors=True)
+            # a unique name: a copy left running by a killed process (native's `cp -a`) may still
+            # be writing into an older one; cleanup() removes those
+            tmp = self.root / "snapshots" / f"new-{snap_id}-{os.urandom(4).hex()}"
             tmp.mkdir()
             try:
                 self._populate(tmp, parent_dirs)
