@@ -204,11 +204,7 @@ def _listen(host: str, handler: Any, cfg: dict[str, Any]) -> Any:
             os.chown(path, 0, gid)
         os.chmod(path, 0o660)
         return server
-    if host.startswith("tcp://"):
-        if not (cfg["tlsverify"] and cfg["tlscacert"] and cfg["tlscert"] and cfg["tlskey"]):
-            raise InvalidArgument(
-                f"{host}: listening on TCP requires --tlsverify --tlscacert --tlscert --tlskey (mutual TLS)"
-            )
+    if host.startswith("tcp://"):  # check_hosts made sure mutual TLS is configured
         import ssl
 
         hostport = host[len("tcp://") :]
@@ -250,6 +246,20 @@ def open_plumbing(cfg: dict[str, Any], data_root: Path, exec_root: Path) -> Any:
     return Plumbing(networking, LocalVolumes(data_root / "volumes"))
 
 
+def check_hosts(cfg: dict[str, Any]) -> None:
+    """Refuse a listener configuration before anything is created."""
+    for host in cfg["hosts"]:
+        if host.startswith("tcp://"):
+            if not (cfg["tlsverify"] and cfg["tlscacert"] and cfg["tlscert"] and cfg["tlskey"]):
+                raise InvalidArgument(
+                    f"{host}: listening on TCP requires --tlsverify --tlscacert --tlscert --tlskey (mutual TLS)"
+                )
+        elif not host.startswith("unix://"):
+            raise InvalidArgument(
+                f"{host}: unsupported address (unix:// or tcp:// with mutual TLS)"
+            )
+
+
 def serve(cfg: dict[str, Any]) -> int:
     from skiff.api.server import build_router, handler_class
     from skiff.engine.containers import Engine, Runtimes
@@ -257,6 +267,7 @@ def serve(cfg: dict[str, Any]) -> int:
 
     data_root: Path = cfg["data_root"]
     exec_root: Path = cfg["exec_root"]
+    check_hosts(cfg)  # a refused listener must not leave a bridge, rules or state behind
     data_root.mkdir(parents=True, exist_ok=True)
     exec_root.mkdir(parents=True, exist_ok=True)
     pidfile = Path(cfg["pidfile"] or exec_root / "skiffd.pid")

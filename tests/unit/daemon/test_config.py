@@ -54,10 +54,10 @@ def test_bad_runtime_spec() -> None:
 
 
 def test_tcp_requires_mutual_tls() -> None:
-    from skiff.daemon.main import _listen
+    from skiff.daemon.main import check_hosts
 
     cfg = load_config(parse_args(["-H", "tcp://127.0.0.1:0"]))
     with pytest.raises(InvalidArgument, match="requires --tlsverify"):
-        _listen("tcp://127.0.0.1:0", object, cfg)
+        check_hosts(cfg)
     with pytest.raises(InvalidArgument, match="invalid --host"):
-        _listen("ftp://x", object, cfg)
+        check_hosts(load_config(parse_args(["-H", "ftp://x"])))
