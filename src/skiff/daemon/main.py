@@ -256,7 +256,7 @@ def check_hosts(cfg: dict[str, Any]) -> None:
                 )
         elif not host.startswith("unix://"):
             raise InvalidArgument(
-                f"{host}: unsupported address (unix:// or tcp:// with mutual TLS)"
+                f"invalid --host {host!r}: expected unix://PATH or tcp://HOST:PORT"
             )
 
 
