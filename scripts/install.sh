@@ -77,6 +77,11 @@ cat > "$VENV/bin/skiff-runtime.new" <<LAUNCHER
 import sys
 
 sys.path.insert(0, "$here/src")
+if not {"create", "run", "exec"}.isdisjoint(sys.argv[1:]):
+    # These attach a process to a cgroup: begin the attach's grace period first (warmup.py).
+    from skiff.runtime.warmup import prime_cgroup_attach
+
+    prime_cgroup_attach()
 from skiff.runtime.cli import run_and_exit
 
 run_and_exit()

@@ -26,7 +26,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "e2e" in parts:
             item.add_marker(pytest.mark.e2e)
         if ("integration" in parts or "e2e" in parts) and not IS_ROOT:
-            item.add_marker(pytest.mark.skip(reason="needs root: creates namespaces, mounts, cgroups"))
+            item.add_marker(
+                pytest.mark.skip(reason="needs root: creates namespaces, mounts, cgroups")
+            )
 
 
 @pytest.fixture(scope="session")

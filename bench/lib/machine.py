@@ -127,3 +127,46 @@ def describe(repo: Path, docker_cli: str) -> dict[str, object]:
         "python": platform.python_version(),
         "versions": versions,
     }
+
+
+def cpu_busy_fraction(before: str, after: str) -> float:
+    """The fraction of CPU time not idle (idle + iowait) between two /proc/stat snapshots."""
+
+    def totals(stat: str) -> tuple[int, int]:
+        for line in stat.splitlines():
+            if line.startswith("cpu "):
+                fields = [int(v) for v in line.split()[1:]]
+                idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+                return sum(fields[:8]), idle
+        raise ValueError("/proc/stat has no aggregate cpu line")
+
+    total0, idle0 = totals(before)
+    total1, idle1 = totals(after)
+    elapsed = total1 - total0
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, min(1.0, 1.0 - (idle1 - idle0) / elapsed))
+
+
+def wait_quiet(
+    busy_below: float = 0.10,
+    window_s: float = 0.2,
+    max_wait_s: float = 3.0,
+    stat_path: str = "/proc/stat",
+) -> float:
+    """Wait until the machine's CPUs are busy less than `busy_below` over one `window_s`
+    (what an engine's clean-up left running has finished), at most `max_wait_s`; returns the
+    seconds waited. Untimed: called between samples, so no side starts on the other's (or its
+    own previous run's) clean-up."""
+    import time
+
+    start = time.monotonic()
+    while True:
+        with open(stat_path) as f:
+            before = f.read()
+        time.sleep(window_s)
+        with open(stat_path) as f:
+            after = f.read()
+        waited = time.monotonic() - start
+        if cpu_busy_fraction(before, after) < busy_below or waited >= max_wait_s:
+            return waited

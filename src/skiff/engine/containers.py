@@ -49,6 +49,7 @@ from skiff.errors import (
     NotImplementedYet,
     SkiffError,
 )
+from skiff.runtime.warmup import AttachPrimer
 from skiff.types.reference import is_image_id, parse_reference
 
 log = logging.getLogger("skiffd.containers")
@@ -124,6 +125,8 @@ class Engine:
         self.registry = RegistryConfig()
         # seccomp-profile, no-new-privileges, userns-remap: the daemon sets them from its config
         self.security = SecurityDefaults()
+        # keeps the runtime's cgroup attach fast while containers start (see runtime/warmup.py)
+        self.primer = AttachPrimer()
 
     # ---- paths -------------------------------------------------------------------------
     def container_dir(self, cid: str) -> Path:
@@ -204,6 +207,7 @@ class Engine:
 
     # ---- create ------------------------------------------------------------------------
     def create(self, name: str | None, body: dict[str, Any]) -> tuple[Container, list[str]]:
+        self.primer.kick()  # a start usually follows at once
         if self.images is None:
             raise FailedPrecondition("no image store configured")
         image_ref = body.get("Image") or ""
@@ -525,6 +529,7 @@ class Engine:
                 raise
 
     def _start_locked(self, c: Container) -> None:
+        self.primer.kick()
         hc = c.host_config
         t0 = time.monotonic()
         rootfs = self.mount_rootfs(c)
@@ -1275,6 +1280,7 @@ class Engine:
     def _exec_spawn(
         self, c: Container, rec: ExecRecord, sdir: Path, process: dict[str, Any], attach: bool
     ) -> AttachSession | None:
+        self.primer.kick()
         cfg = rec.config
         write_json_atomic(sdir / "process.json", process, durable=False)
         launch = shim_client.spawn(

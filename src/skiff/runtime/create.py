@@ -172,6 +172,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
         try:
             wait_for_gate()
             state = prepare(root, container_id, bundle, opts, parent)
+            if opts.foreground:
+                preload_cgroups()  # `run` deletes the container: load it while init starts
             init_pid, pidfd, master = serve(parent, intermediate_pid, state)
             log.trace("init ready")
         except BaseException:
@@ -301,12 +303,16 @@ def prepare(
 
 
 def preload_shared() -> None:
-    """Before the fork, load what both sides need, so it is loaded once: the C library
-    (the main process's prctl, every syscall of the children) and the cgroup code (the
-    intermediate makes the cgroup, `run` and `delete` remove it)."""
+    """Before the fork, load what both sides need, so it is loaded once: the C library (the
+    main process's prctl, every syscall of the children). The cgroup code is not: the
+    intermediate imports it while this process validates the config (the main process needs
+    it only to undo a failed create, and `run` to delete, imported then or meanwhile)."""
     from skiff.linux.syscalls import libc
 
     libc()
+
+
+def preload_cgroups() -> None:
     try:
         import skiff.linux.cgroups  # noqa: F401
     except ImportError:  # see enter_cgroup
@@ -332,6 +338,7 @@ def intermediate_main(channel: messages.Channel) -> None:
 
     try:
         init.preload()
+        preload_cgroups()
         log.trace("intermediate preloaded")
         try:
             msg, fds = channel.recv_fds()

@@ -14,6 +14,12 @@ process, and writing a member into its own cgroup moves nothing. Any failure (no
 another view of /sys/fs/cgroup, a read-only one) only loses the gain.
 SKIFF_RUNTIME_NO_CGROUP_PRIMING=1 turns it off.
 
+skiffd does the same with an `AttachPrimer`: kicked when a container is created, started or
+exec'd, it keeps the attach fast for a second after the last kick, so the runtime it spawns
+(whose own priming starts only once its interpreter is up) finds the fast state already there.
+Under load the grace period grows to 20 ms and more; a run of `docker run -d` then pays it
+once, not once per container.
+
 The thread starts before `create` forks its intermediate: it holds no lock the child could
 need (it never imports; between syscalls it only waits for the GIL, which the forking thread
 holds), and the child, a fork, has only the forking thread.
@@ -26,24 +32,45 @@ import time
 
 from skiff.runtime import log
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 PRIMING_SECONDS = 0.5
 PRIMING_INTERVAL = 0.002  # well inside one grace period
 
+# The main thread imports meanwhile and keeps the GIL for a whole switch interval (5 ms) at a
+# time: until the first write is under way the thread must get it back within a fraction.
+EAGER_SWITCH_INTERVAL = 0.0002
+
 _stop = False
+_started = False
+_switch_interval = 0.005
 
 
 def prime_cgroup_attach() -> None:
-    """Start the no-op attaches on a thread of its own (see the module docstring)."""
-    global _stop
-    if os.environ.get("SKIFF_RUNTIME_NO_CGROUP_PRIMING"):
+    """Start the no-op attaches on a thread of its own (see the module docstring); once per
+    process (the installed launcher calls it before the CLI is even imported)."""
+    global _stop, _started, _switch_interval
+    if _started or os.environ.get("SKIFF_RUNTIME_NO_CGROUP_PRIMING"):
         return
     import _thread
+    import sys
 
+    _started = True
     _stop = False
+    _switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(EAGER_SWITCH_INTERVAL)
     try:
         _thread.start_new_thread(_keep_primed, ())
     except RuntimeError:
-        pass
+        sys.setswitchinterval(_switch_interval)
+
+
+def _first_write_begins() -> None:
+    import sys
+
+    sys.setswitchinterval(_switch_interval)
 
 
 def stop_priming() -> None:
@@ -53,8 +80,9 @@ def stop_priming() -> None:
 
 
 def _keep_primed() -> None:
-    procs = attach_to_own_cgroup()
+    procs = attach_to_own_cgroup(before_write=_first_write_begins)
     if procs is None:
+        _first_write_begins()
         return
     pid = str(os.getpid()).encode()
     deadline = time.monotonic() + PRIMING_SECONDS
@@ -70,8 +98,74 @@ def _keep_primed() -> None:
             return
 
 
+class AttachPrimer:
+    """No-op attaches of this process (see the module docstring) from a thread of its own,
+    every PRIMING_INTERVAL until `linger` seconds after the last `kick()`."""
+
+    def __init__(
+        self,
+        linger: float = 1.0,
+        *,
+        cgroup_root: str = "/sys/fs/cgroup",
+        proc_self_cgroup: str = "/proc/self/cgroup",
+    ) -> None:
+        import _thread
+
+        self.linger = linger
+        self.cgroup_root = cgroup_root
+        self.proc_self_cgroup = proc_self_cgroup
+        self.disabled = bool(os.environ.get("SKIFF_RUNTIME_NO_CGROUP_PRIMING"))
+        self._lock = _thread.allocate_lock()
+        self._until = 0.0
+        self._running = False
+        self._procs: str | None = None
+        self.attaches = 0  # no-op attaches done (tests, debugging)
+
+    def kick(self) -> None:
+        if self.disabled:
+            return
+        with self._lock:
+            self._until = time.monotonic() + self.linger
+            if self._running:
+                return
+            self._running = True
+        import threading
+
+        threading.Thread(target=self._loop, name="cgroup-attach-primer", daemon=True).start()
+
+    def _loop(self) -> None:
+        try:
+            procs = self._procs
+            if procs is None:
+                procs = attach_to_own_cgroup(self.cgroup_root, self.proc_self_cgroup)
+                if procs is None:
+                    self.disabled = True  # no cgroupfs that lists us: nothing to gain
+                else:
+                    self._procs = procs
+                    self.attaches += 1
+            pid = str(os.getpid()).encode()
+            while procs is not None and not self.disabled:
+                with self._lock:
+                    if time.monotonic() >= self._until:
+                        self._running = False  # decided under the lock: a kick now starts anew
+                        return
+                time.sleep(PRIMING_INTERVAL)
+                fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, pid)
+                finally:
+                    os.close(fd)
+                self.attaches += 1
+        except OSError:
+            self.disabled = True
+        with self._lock:
+            self._running = False
+
+
 def attach_to_own_cgroup(
-    cgroup_root: str = "/sys/fs/cgroup", proc_self_cgroup: str = "/proc/self/cgroup"
+    cgroup_root: str = "/sys/fs/cgroup",
+    proc_self_cgroup: str = "/proc/self/cgroup",
+    before_write: Callable[[], None] | None = None,
 ) -> str | None:
     """Write this process's pid into the cgroup.procs of a cgroup it is already in (the
     first hierarchy where that file lists it); returns the file written, None if none."""
@@ -99,6 +193,8 @@ def attach_to_own_cgroup(
                         continue
                 fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
                 try:
+                    if before_write is not None:
+                        before_write()
                     os.write(fd, pid)
                 finally:
                     os.close(fd)

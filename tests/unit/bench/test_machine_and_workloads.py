@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from lib.anchors import missing_packages
-from lib.machine import cgroup_mode, memory_total
+from lib.machine import cgroup_mode, cpu_busy_fraction, memory_total, wait_quiet
 from workloads import WORKLOADS, select
 from workloads.registry import make_oci_image
 from workloads.unpack import compare, tree_signature
@@ -14,6 +14,54 @@ from workloads.unpack import compare, tree_signature
 V1 = "30 1 0:5 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
 V2_UNIFIED = "31 1 0:6 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
 V2_ROOT = "31 1 0:6 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+
+
+def _stat(user: int, idle: int, iowait: int = 0) -> str:
+    return f"cpu  {user} 0 0 {idle} {iowait} 0 0 0 0 0\ncpu0 {user} 0 0 {idle} {iowait} 0 0 0 0 0\n"
+
+
+def test_cpu_busy_fraction_counts_iowait_as_idle() -> None:
+    assert cpu_busy_fraction(_stat(100, 100), _stat(150, 150)) == pytest.approx(0.5)
+    assert cpu_busy_fraction(_stat(100, 100), _stat(100, 150, 50)) == 0.0
+    assert cpu_busy_fraction(_stat(100, 100), _stat(190, 110)) == pytest.approx(0.9)
+    assert cpu_busy_fraction(_stat(1, 1), _stat(1, 1)) == 0.0  # no time passed
+    with pytest.raises(ValueError):
+        cpu_busy_fraction("intr 1\n", "intr 2\n")
+
+
+def test_wait_quiet_returns_at_once_when_idle_and_gives_up_when_busy(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text(_stat(100, 100))  # the same snapshot twice: nothing busy
+    assert wait_quiet(window_s=0.01, stat_path=str(stat)) < 0.5
+
+    class Busy:
+        """A /proc/stat whose CPUs are always fully busy."""
+
+        n = 0
+
+    def busy_stat() -> None:
+        Busy.n += 100
+        tmp = tmp_path / "stat.tmp"
+        tmp.write_text(_stat(100 + Busy.n, 100))
+        tmp.replace(stat)  # a reader sees the old or the new snapshot, never half of one
+
+    import threading
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            busy_stat()
+            stop.wait(0.002)
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        waited = wait_quiet(window_s=0.02, max_wait_s=0.1, stat_path=str(stat))
+    finally:
+        stop.set()
+        t.join()
+    assert 0.1 <= waited < 1.0
 
 
 def test_cgroup_mode() -> None:

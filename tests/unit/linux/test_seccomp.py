@@ -457,3 +457,18 @@ def test_docker_profile_errors_name_the_field() -> None:
             set(),
             "amd64",
         )
+
+
+def test_cache_key_text_is_json_dumps_sorted_and_compact() -> None:
+    profile = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["read", "wrïte"], "action": "SCMP_ACT_ALLOW", "args": None}],
+        "flags": [],
+        "n": 1.5,
+    }
+    assert seccomp._canonical_json(profile) == json.dumps(
+        profile, sort_keys=True, separators=(",", ":")
+    )
+    with pytest.raises(TypeError):
+        seccomp._canonical_json({"x": object()})

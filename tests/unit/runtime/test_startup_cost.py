@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import skiff
@@ -107,3 +109,58 @@ def test_attach_priming_gives_up_quietly(tmp_path: Path) -> None:
     proc_self.write_text("0::/nowhere\nbroken line\n")
     assert warmup.attach_to_own_cgroup(str(tmp_path), str(proc_self)) is None
     assert warmup.attach_to_own_cgroup(str(tmp_path), str(tmp_path / "missing")) is None
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_attach_primer_attaches_while_kicked_and_stops_after_the_linger(tmp_path: Path) -> None:
+    me = str(os.getpid())
+    ours = _fake_hierarchy(tmp_path, "systemd", f"{me}\n")
+    proc_self = tmp_path / "cgroup"
+    proc_self.write_text("1:name=systemd:/skiff-test\n")
+    primer = warmup.AttachPrimer(
+        linger=0.1, cgroup_root=str(tmp_path), proc_self_cgroup=str(proc_self)
+    )
+    primer.disabled = False  # whatever the environment says
+    primer.kick()
+    assert _wait_for(lambda: primer.attaches >= 3)
+    assert ours.read_text().startswith(me)
+    assert _wait_for(lambda: not primer._running)  # the linger ran out: the thread ended
+    stopped_at = primer.attaches
+    time.sleep(0.05)
+    assert primer.attaches == stopped_at
+    primer.kick()  # a later kick starts it again
+    assert _wait_for(lambda: primer.attaches > stopped_at)
+    assert _wait_for(lambda: not primer._running)
+
+
+def test_attach_primer_disables_itself_without_a_cgroup_that_lists_it(tmp_path: Path) -> None:
+    proc_self = tmp_path / "cgroup"
+    proc_self.write_text("0::/nowhere\n")
+    primer = warmup.AttachPrimer(cgroup_root=str(tmp_path), proc_self_cgroup=str(proc_self))
+    primer.disabled = False
+    primer.kick()
+    assert _wait_for(lambda: primer.disabled and not primer._running)
+    assert primer.attaches == 0
+    primer.kick()  # a no-op now
+    assert not primer._running
+
+
+def test_seccomp_cache_key_leaves_json_unimported() -> None:
+    code = (
+        f"import sys; sys.path.insert(0, {SRC!r})\n"
+        "from skiff.linux import seccomp\n"
+        "key = seccomp._cache_key({'defaultAction': 'SCMP_ACT_ALLOW', 'syscalls': []})\n"
+        "print(len(key), 'json' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["64", "False"]
