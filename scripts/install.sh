@@ -71,14 +71,14 @@ fi
 
 # skiff-runtime starts on every container start: run it isolated (-I) and without site (-S), with
 # the source tree on sys.path, so no .pth file or sitecustomize is read (~3 ms of CPU less).
-cat > "$VENV/bin/skiff-runtime.new" <<LAUNCHER
+cat > "$VENV/bin/skiff-runtime.py.new" <<LAUNCHER
 #!$VENV/bin/python3 -IS
 # skiff-runtime: written by make install (scripts/install.sh). Needs only the stdlib and skiff.
 import sys
 
 sys.path.insert(0, "$here/src")
 if not {"create", "run", "exec"}.isdisjoint(sys.argv[1:]):
-    # These attach a process to a cgroup: begin the attach's grace period first (warmup.py).
+    # These attach a process to a cgroup: keep the attach fast until then (warmup.py).
     from skiff.runtime.warmup import prime_cgroup_attach
 
     prime_cgroup_attach()
@@ -86,8 +86,19 @@ from skiff.runtime.cli import run_and_exit
 
 run_and_exit()
 LAUNCHER
-chmod 755 "$VENV/bin/skiff-runtime.new"
-mv -f "$VENV/bin/skiff-runtime.new" "$VENV/bin/skiff-runtime"
+chmod 755 "$VENV/bin/skiff-runtime.py.new"
+mv -f "$VENV/bin/skiff-runtime.py.new" "$VENV/bin/skiff-runtime.py"
+# The command itself is a small C program that begins the cgroup attach's grace period before
+# the interpreter is even loaded, then execs the script above (src/skiff/runtime/launcher.c).
+# Without a compiler the script is the command.
+if gcc -O2 -Wall -Werror -o "$VENV/bin/skiff-runtime.new" \
+        -DSKIFF_PYTHON="\"$VENV/bin/python3\"" -DSKIFF_SCRIPT="\"$VENV/bin/skiff-runtime.py\"" \
+        "$here/src/skiff/runtime/launcher.c"; then
+    mv -f "$VENV/bin/skiff-runtime.new" "$VENV/bin/skiff-runtime"
+else
+    echo "install: gcc failed: skiff-runtime is the Python launcher alone"
+    cp -f "$VENV/bin/skiff-runtime.py" "$VENV/bin/skiff-runtime"
+fi
 
 for exe in skiff skiffd skiff-runtime; do
     ln -sf "$VENV/bin/$exe" "$BIN/$exe"

@@ -1,0 +1,134 @@
+/* skiff-runtime, the installed command: starts the cgroup attach's grace period, then execs
+ * the Python runtime (`python3 -IS skiff-runtime.py ARGS...`, paths fixed at build time by
+ * scripts/install.sh).
+ *
+ * Why (src/skiff/runtime/warmup.py has the whole story): the first write to a cgroup.procs
+ * file waits for an RCU grace period, 7-20 ms here, and `create`, `run` and `exec` make one
+ * ~10 ms after they start. Python can begin that wait no sooner than its interpreter is up
+ * (~6 ms); this binary begins it at once, in a grandchild that writes its own pid into the
+ * cgroup it is already in (which moves nothing) and exits. The Python side then keeps the
+ * attach fast until the real one is done. The grandchild holds none of the caller's file
+ * descriptors and is reaped by whoever reaps orphans (init or the caller's subreaper).
+ * SKIFF_RUNTIME_NO_CGROUP_PRIMING=1 turns it off, as it does the Python side's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SKIFF_PYTHON
+#error "build with -DSKIFF_PYTHON=\"/path/to/python3\" -DSKIFF_SCRIPT=\"/path/to/skiff-runtime.py\""
+#endif
+
+static int attaches_a_process(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "create") || !strcmp(argv[i], "run") || !strcmp(argv[i], "exec"))
+            return 1;
+    return 0;
+}
+
+static ssize_t read_all(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t used = 0;
+    while (used < size - 1) {
+        ssize_t n = read(fd, buf + used, size - 1 - used);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        used += (size_t)n;
+    }
+    close(fd);
+    buf[used] = 0;
+    return (ssize_t)used;
+}
+
+/* Whether the cgroup.procs file at `path` lists `pid` (/sys/fs/cgroup may be another view). */
+static int lists(const char *path, const char *pid) {
+    static char procs[1 << 20];
+    if (read_all(path, procs, sizeof procs) < 0) return 0;
+    size_t len = strlen(pid);
+    for (char *line = procs; *line;) {
+        char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (n == len && !strncmp(line, pid, len)) return 1;
+        if (!end) break;
+        line = end + 1;
+    }
+    return 0;
+}
+
+/* One no-op attach: this process's pid into the first cgroup.procs that lists it. */
+static void prime(void) {
+    char pid[32], self[8192], path[4096];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    if (read_all("/proc/self/cgroup", self, sizeof self) < 0) return;
+    for (char *line = strtok(self, "\n"); line; line = strtok(NULL, "\n")) {
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c2 = 0;
+        const char *controllers = c1 + 1, *cgroup = c2 + 1;
+        if (!strncmp(controllers, "name=", 5)) controllers += 5;
+        const char *bases[2] = {NULL, NULL};
+        char base[512];
+        if (*controllers) {
+            snprintf(base, sizeof base, "/sys/fs/cgroup/%s", controllers);
+            bases[0] = base;
+        } else {
+            bases[0] = "/sys/fs/cgroup/unified";
+            bases[1] = "/sys/fs/cgroup";
+        }
+        for (int b = 0; b < 2 && bases[b]; b++) {
+            size_t len = strlen(cgroup);
+            snprintf(path, sizeof path, "%s%s%scgroup.procs", bases[b], cgroup,
+                     len && cgroup[len - 1] == '/' ? "" : "/");
+            if (!lists(path, pid)) continue;
+            int fd = open(path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0) continue;
+            ssize_t n = write(fd, pid, strlen(pid)); /* waits for the grace period */
+            close(fd);
+            if (n > 0) return;
+        }
+    }
+}
+
+static void start_priming(void) {
+    pid_t middle = fork();
+    if (middle < 0) return;
+    if (middle == 0) {
+        if (fork() == 0) {
+            /* Hold nothing of the caller's: a reader of our stdout/stderr sees EOF when the
+             * runtime exits, not when the grace period ends. */
+            int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+            if (null >= 0) {
+                dup2(null, 0);
+                dup2(null, 1);
+                dup2(null, 2);
+            }
+            syscall(SYS_close_range, 3U, ~0U, 0U);
+            prime();
+        }
+        _exit(0);
+    }
+    while (waitpid(middle, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+int main(int argc, char **argv) {
+    if (attaches_a_process(argc, argv) && !getenv("SKIFF_RUNTIME_NO_CGROUP_PRIMING"))
+        start_priming();
+    char **args = calloc((size_t)argc + 3, sizeof *args);
+    if (!args) return 1;
+    args[0] = SKIFF_PYTHON;
+    args[1] = "-IS";
+    args[2] = SKIFF_SCRIPT;
+    for (int i = 1; i < argc; i++) args[i + 2] = argv[i];
+    execv(SKIFF_PYTHON, args);
+    fprintf(stderr, "skiff-runtime: exec %s: %s\n", SKIFF_PYTHON, strerror(errno));
+    return 1;
+}

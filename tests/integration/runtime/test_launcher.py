@@ -1,0 +1,82 @@
+"""The installed `skiff-runtime` command: a C launcher (src/skiff/runtime/launcher.c) that
+begins the cgroup attach's grace period, then execs the Python runtime with the same arguments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import skiff
+
+LAUNCHER_C = Path(skiff.__file__).resolve().parent / "runtime" / "launcher.c"
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build it")
+
+SCRIPT = """
+import os, sys
+print(repr(sys.argv[1:]), sys.flags.isolated, sys.flags.no_site, flush=True)
+sys.exit(int(os.environ.get("LAUNCHER_TEST_EXIT", "0")))
+"""
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("launcher")
+    script = d / "skiff-runtime.py"
+    script.write_text(SCRIPT)
+    exe = d / "skiff-runtime"
+    subprocess.run(
+        [
+            "gcc", "-O2", "-Wall", "-Werror", "-o", str(exe),
+            f'-DSKIFF_PYTHON="{sys.executable}"', f'-DSKIFF_SCRIPT="{script}"',
+            str(LAUNCHER_C),
+        ],
+        check=True,
+    )  # fmt: skip
+    return exe
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--root", "/x", "run", "--bundle", "b", "id"]])
+def test_launcher_passes_arguments_and_exit_status(launcher: Path, args: list[str]) -> None:
+    res = subprocess.run(
+        [str(launcher), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "LAUNCHER_TEST_EXIT": "7"},
+    )
+    assert res.returncode == 7, res.stderr
+    assert res.stdout == f"{args!r} 1 1\n"  # the same arguments; isolated (-I), no site (-S)
+
+
+def _children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def test_priming_grandchild_is_not_left_to_the_caller(launcher: Path) -> None:
+    """`run` primes; the caller (us) gets exactly one child, the runtime itself, and reads EOF
+    on its output even while the priming grandchild may still wait for its grace period."""
+    proc = subprocess.Popen(
+        [str(launcher), "run", "x"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "'run'" in out
+    time.sleep(0.05)
+    assert _children_of(os.getpid()) == []  # nothing else was ours to reap
