@@ -127,6 +127,11 @@ class Engine:
         self.security = SecurityDefaults()
         # keeps the runtime's cgroup attach fast while containers start (see runtime/warmup.py)
         self.primer = AttachPrimer()
+        # `docker run` starts right after it creates: the runtime's start-up begins at create
+        # (see `_prespawn`); one not started within this many seconds is dropped.
+        self.prespawn_seconds = float(os.environ.get("SKIFFD_PRESPAWN_SECONDS", "30"))
+        self._prespawns = 0  # outstanding ones (each a waiting Python process, ~12 MB)
+        self._prespawn_lock = threading.Lock()
 
     # ---- paths -------------------------------------------------------------------------
     def container_dir(self, cid: str) -> Path:
@@ -347,8 +352,88 @@ class Engine:
             shutil.rmtree(self.container_dir(cid), ignore_errors=True)
             raise
         self.event(c, "create")
+        self._begin_prespawn(c)
         warnings: list[str] = list(security.warnings)
         return c, warnings
+
+    # ---- pre-spawn ---------------------------------------------------------------------
+    MAX_PRESPAWNS = 4
+
+    def _begin_prespawn(self, c: Container) -> None:
+        """Spawn the shim and skiff-runtime's `create` now, gated, on a thread (the create's
+        answer does not wait for it): `docker run` sends the start a few ms after the create,
+        and the runtime's interpreter start-up and imports (~10 ms) then overlap that gap and
+        the start's own preparation instead of following them. The start writes config.json
+        and opens the gate (`_start_locked`); a removal, skiffd's exit or `prespawn_seconds`
+        without a start closes it, and the runtime, having claimed nothing yet, exits. Best
+        effort: when it fails the start spawns as usual."""
+        if self.prespawn_seconds <= 0 or not is_skiff_runtime(self.runtimes.path(c.runtime)):
+            return
+        with self._prespawn_lock:
+            if self._prespawns >= self.MAX_PRESPAWNS:
+                return
+            self._prespawns += 1
+            c.prespawn_ready = threading.Event()
+        threading.Thread(
+            target=self._prespawn, args=(c,), name=f"prespawn-{c.id[:12]}", daemon=True
+        ).start()
+
+    def _prespawn(self, c: Container) -> None:
+        ready = c.prespawn_ready
+        gate_r = gate = -1
+        try:
+            bundle = self.run_dir(c.id) / "bundle"
+            bundle.mkdir(parents=True, exist_ok=True)
+            gate_r, gate = os.pipe2(os.O_CLOEXEC)
+            launch = self._spawn_shim(c, bundle, gate_fd=gate_r)
+        except (OSError, SkiffError) as err:
+            log.debug("pre-spawn %s: %s", c.id[:12], err)
+            if gate >= 0:
+                os.close(gate)
+            with self._prespawn_lock:
+                self._prespawns -= 1
+            if ready is not None:
+                ready.set()
+            return
+        finally:
+            if gate_r >= 0:
+                os.close(gate_r)
+        timer = threading.Timer(self.prespawn_seconds, self._drop_prespawn, args=(c,))
+        timer.daemon = True
+        with self._prespawn_lock:
+            c.prespawned = (launch, gate, timer)
+        timer.start()
+        if ready is not None:
+            ready.set()
+
+    def _take_prespawn(self, c: Container) -> tuple[shim_client.Launch, int] | None:
+        """The pre-spawned shim and gate of `c`, now the caller's; None when there is none."""
+        ready = c.prespawn_ready
+        if ready is None:
+            return None
+        ready.wait(timeout=10)
+        with self._prespawn_lock:
+            pre = c.prespawned
+            c.prespawned = None
+            if ready.is_set():
+                c.prespawn_ready = None
+            if pre is None:
+                return None
+            self._prespawns -= 1
+        launch, gate, timer = pre
+        timer.cancel()
+        return launch, gate
+
+    def _drop_prespawn(self, c: Container) -> None:
+        """Cancel a pre-spawned runtime: close its gate; the shim reports that and exits."""
+        pre = self._take_prespawn(c)
+        if pre is not None:
+            launch, gate = pre
+            os.close(gate)
+            try:
+                launch.drain()
+            except OSError:
+                pass
 
     def _random_name(self) -> str:
         left = [
@@ -541,7 +626,10 @@ class Engine:
             self.runtime_delete(c)
             bundle = self.run_dir(c.id) / "bundle"
             bundle.mkdir(parents=True, exist_ok=True)
-            if is_skiff_runtime(self.runtimes.path(c.runtime)):
+            pre = self._take_prespawn(c)
+            if pre is not None:
+                launch, gate = pre  # spawned at create; it has been starting up since
+            elif is_skiff_runtime(self.runtimes.path(c.runtime)):
                 # Start the shim and skiff-runtime now: its `create` starts up while we wire
                 # the network and write config.json, then waits for the gate (one byte).
                 gate_r, gate = os.pipe2(os.O_CLOEXEC)
@@ -585,9 +673,17 @@ class Engine:
             write_json_atomic(bundle / "config.json", spec, durable=False)
             t_spec = time.monotonic()
             if gate >= 0:
-                os.write(gate, b"1")
-                os.close(gate)
-                gate = -1
+                try:
+                    os.write(gate, b"1")
+                except BrokenPipeError:  # a pre-spawned runtime that gave up: spawn anew
+                    os.close(gate)
+                    gate = -1
+                    assert launch is not None
+                    launch.drain()
+                    launch = self._spawn_shim(c, bundle)
+                else:
+                    os.close(gate)
+                    gate = -1
             else:
                 launch = self._spawn_shim(c, bundle)
             assert launch is not None
@@ -1025,6 +1121,7 @@ class Engine:
                     c.changed.wait(timeout=1.0)
             if c.restart_timer is not None:
                 c.restart_timer.cancel()
+            self._drop_prespawn(c)
             t0 = time.monotonic()
             c.set_status(Status.REMOVING)
             self.save(c, durable=False)
@@ -1593,6 +1690,7 @@ class Engine:
                 c.restart_timer.cancel()
             if c.health_stop is not None:
                 c.health_stop.set()
+            self._drop_prespawn(c)
 
     def logs(self, ref: str, **kwargs: Any) -> tuple[Container, Iterator[tuple[str, str, bytes]]]:
         from skiff.engine.logs import read_logs

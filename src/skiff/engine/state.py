@@ -107,6 +107,11 @@ class Container:
     pending_attach: list[Any] = field(default_factory=list, repr=False)
     restart_timer: threading.Timer | None = None
     health_stop: threading.Event | None = None
+    # skiff-runtime's shim and `create`, spawned (on a thread) when the container was created
+    # and waiting on their gate (write end here) for the start: (launch, gate fd, expiry
+    # timer); `prespawn_ready` is set once that thread is done, whatever it managed
+    prespawned: tuple[Any, int, threading.Timer] | None = None
+    prespawn_ready: threading.Event | None = None
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)

@@ -6,10 +6,16 @@ no shim, no process waiting on the gate."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
-from .conftest import Daemon
+import pytest
+
+from .conftest import Daemon, default_runtime_args, start_daemon
 
 RT = ["--runtime", "skiff-runtime"]
 
@@ -94,3 +100,63 @@ def test_a_start_that_fails_before_the_gate_cancels_the_waiting_runtime(
         skiffd.docker("start", stopped)
     finally:
         skiffd.docker("rm", "-f", n, stopped, check=False)
+
+
+def _wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def test_create_prespawns_the_runtime_and_start_uses_it(skiffd: Daemon) -> None:
+    n = name("pre")
+    cid = skiffd.docker(
+        "create", *RT, "--name", n, "busybox", "sh", "-c", "echo hi from $(hostname); exit 4"
+    ).stdout.strip()
+    try:
+        # the shim and `skiff-runtime create` wait on their gate; nothing is claimed yet
+        assert _wait_until(lambda: len(_processes_naming(cid)) >= 2), _processes_naming(cid)
+        assert not _runtime_record(skiffd, cid)
+        res = skiffd.docker("start", "-a", n, check=False)
+        assert res.returncode == 4, res.stderr
+        assert res.stdout.strip() == f"hi from {cid[:12]}"
+    finally:
+        skiffd.docker("rm", "-f", n, check=False)
+    assert _wait_until(lambda: not _processes_naming(cid))
+    assert not _runtime_record(skiffd, cid)
+
+
+def test_removing_a_created_container_cancels_its_prespawned_runtime(skiffd: Daemon) -> None:
+    n = name("pre")
+    cid = skiffd.docker("create", *RT, "--name", n, "busybox", "true").stdout.strip()
+    assert _wait_until(lambda: len(_processes_naming(cid)) >= 2)
+    skiffd.docker("rm", n)
+    assert _wait_until(lambda: not _processes_naming(cid)), _processes_naming(cid)
+    assert not _runtime_record(skiffd, cid)
+    assert not (skiffd.exec_root / "shims" / cid[:32]).exists()
+
+
+def test_a_prespawned_runtime_expires_and_a_late_start_spawns_anew(
+    tmp_path_factory: pytest.TempPathFactory, helper_env: dict[str, str], busybox_rootfs: Path
+) -> None:
+    root = Path(tempfile.mkdtemp(prefix="skp-", dir="/tmp"))
+    d = start_daemon(
+        root,
+        {**helper_env, "SKIFFD_PRESPAWN_SECONDS": "0.3"},
+        default_runtime_args(),
+        busybox_rootfs,
+    )
+    try:
+        cid = d.docker("create", *RT, "busybox", "sh", "-c", "echo late").stdout.strip()
+        assert _wait_until(lambda: not _processes_naming(cid), timeout=10)  # expired, cancelled
+        res = d.docker("start", "-a", cid, check=False)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "late"
+        d.docker("rm", cid)
+        assert _wait_until(lambda: not _processes_naming(cid))
+    finally:
+        d.cleanup()
+        shutil.rmtree(root, ignore_errors=True)

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -55,28 +54,29 @@ def test_launcher_passes_arguments_and_exit_status(launcher: Path, args: list[st
     assert res.stdout == f"{args!r} 1 1\n"  # the same arguments; isolated (-I), no site (-S)
 
 
-def _children_of(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
+CALLER = """
+import os, subprocess, sys, time
+out = subprocess.run([sys.argv[1], "run", "x"], capture_output=True, text=True, timeout=30)
+time.sleep(0.05)
+mine = []
+for entry in os.listdir("/proc"):
+    if entry.isdigit():
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if ppid == os.getpid():
+            mine.append(entry)
+print(out.returncode, "'run'" in out.stdout, mine)
+"""
 
 
 def test_priming_grandchild_is_not_left_to_the_caller(launcher: Path) -> None:
-    """`run` primes; the caller (us) gets exactly one child, the runtime itself, and reads EOF
-    on its output even while the priming grandchild may still wait for its grace period."""
-    proc = subprocess.Popen(
-        [str(launcher), "run", "x"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    """`run` primes; a caller (not a subreaper) reads EOF on the runtime's output when it exits
+    and has no child left over: the priming grandchild holds none of its descriptors and is
+    reparented, not waited for."""
+    res = subprocess.run(
+        [sys.executable, "-c", CALLER, str(launcher)], capture_output=True, text=True, timeout=60
     )
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "'run'" in out
-    time.sleep(0.05)
-    assert _children_of(os.getpid()) == []  # nothing else was ours to reap
+    assert res.stdout.strip() == "0 True []", res.stderr
