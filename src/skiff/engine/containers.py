@@ -323,6 +323,7 @@ class Engine:
             self.containers[cid] = c
         try:
             self.container_dir(cid).mkdir(parents=True)
+            self._begin_prespawn(c)  # from here on the runtime starts up beside us
             self.images.prepare_container_rootfs(record.id, cid)
             if self.plumbing is not None:
                 self.plumbing.plan(
@@ -342,6 +343,7 @@ class Engine:
             )
             self.save(c)
         except BaseException:
+            self._drop_prespawn(c)
             with self.lock:
                 self.containers.pop(cid, None)
                 self.names.pop(name, None)
@@ -352,7 +354,6 @@ class Engine:
             shutil.rmtree(self.container_dir(cid), ignore_errors=True)
             raise
         self.event(c, "create")
-        self._begin_prespawn(c)
         warnings: list[str] = list(security.warnings)
         return c, warnings
 
