@@ -1,8 +1,9 @@
 """Container state on disk: <root>/<id>/state.json, and the status derived from the kernel.
 
 Vocabulary: the *state dir* is <root>/<id>; it holds state.json and, while the container is
-`created`, the exec fifo its init blocks on. state.json is written temp → fsync → rename, so a
-crash leaves the old or the new file. Status is never stored: it is derived each time from
+`created`, the exec fifo its init blocks on. state.json is written temp → rename, so a crash of
+the runtime leaves the old or the new file. No fsync, as runc: the root lives under /run, and
+after a machine crash there is no container left for a state file to describe. Status is never stored: it is derived each time from
 the init process (alive? zombie?), the fifo (still there = created) and the freezer.
 """
 
@@ -247,14 +248,13 @@ def make_state_dir(root: str, container_id: str) -> str:
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` via a temp file, fsync and rename."""
+    """Write `data` to `path` via a temp file and a rename (readers see all of it or none)."""
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)

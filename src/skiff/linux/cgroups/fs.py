@@ -234,7 +234,9 @@ def map_os_error(e: OSError, what: str) -> SkiffError:
     return Internal(f"{what}: {reason}")
 
 
-def _one(w: Write, dir_of: Callable[[str], str | None], root: str) -> None:
+def _one(
+    w: Write, dir_of: Callable[[str], str | None], root: str, fds: dict[str, int] | None = None
+) -> None:
     directory = dir_of(w.controller)
     if directory is None:
         raise FailedPrecondition(
@@ -243,7 +245,13 @@ def _one(w: Write, dir_of: Callable[[str], str | None], root: str) -> None:
     for file, value in w.choices:
         path = os.path.join(directory, file)
         try:
-            write_file(path, value)
+            if fds is None:
+                write_file(path, value)
+            else:
+                fd = fds.get(path)
+                if fd is None:
+                    fd = fds[path] = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+                os.write(fd, value.encode())
             return
         except FileNotFoundError:
             continue
@@ -260,17 +268,33 @@ def _one(w: Write, dir_of: Callable[[str], str | None], root: str) -> None:
 
 
 def execute(steps: list[Step], dir_of: Callable[[str], str | None], root: str) -> None:
-    """Carry out a plan. `dir_of(controller)` is the cgroup directory for that controller."""
+    """Carry out a plan. `dir_of(controller)` is the cgroup directory for that controller.
+
+    A file that plain writes hit more than once (devices.allow takes one rule per write: ~25
+    for a Docker container) is opened once; each write is still one value, as the kernel
+    parses it. Everything else goes through `write_file`, one open per value."""
+    seen: set[tuple[str, str]] = set()
+    repeated: set[tuple[str, str]] = set()
     for step in steps:
-        if isinstance(step, Write):
-            _one(step, dir_of, root)
-            continue
-        try:
-            for w in step.writes:
-                _one(w, dir_of, root)
-        except InvalidArgument:
-            for w in reversed(step.writes):
-                _one(w, dir_of, root)
+        if isinstance(step, Write) and len(step.choices) == 1:
+            key = (step.controller, step.choices[0][0])
+            (repeated if key in seen else seen).add(key)
+    fds: dict[str, int] = {}
+    try:
+        for step in steps:
+            if isinstance(step, Write):
+                many = len(step.choices) == 1 and (step.controller, step.choices[0][0]) in repeated
+                _one(step, dir_of, root, fds if many else None)
+                continue
+            try:
+                for w in step.writes:
+                    _one(w, dir_of, root)
+            except InvalidArgument:
+                for w in reversed(step.writes):
+                    _one(w, dir_of, root)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
 
 
 # --- directories --------------------------------------------------------------------------------

@@ -266,3 +266,34 @@ def test_unlimited_swap_without_swap_accounting_is_not_an_error(manager: V1Manag
     assert read(manager, "memory", "memory.limit_in_bytes") == str(64 << 20)
     with pytest.raises(FailedPrecondition, match=r"memory\.memsw\.limit_in_bytes"):
         manager.apply({"memory": {"limit": 64 << 20, "swap": 128 << 20}})
+
+
+def test_device_rules_go_through_one_open_file_one_rule_per_write(
+    manager: V1Manager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rw"},
+        {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    ]
+    writes: list[tuple[int, bytes]] = []
+    opened: list[str] = []
+    real_open, real_write = os.open, os.write
+
+    def spy_open(path: str, flags: int, *args: Any) -> int:
+        opened.append(os.path.basename(path))
+        return real_open(path, flags, *args)
+
+    def spy_write(fd: int, data: bytes) -> int:
+        writes.append((fd, bytes(data)))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "open", spy_open)
+    monkeypatch.setattr(os, "write", spy_write)
+    manager.apply({"devices": rules})
+    assert opened.count("devices.allow") == 1  # three allow rules, one open
+    assert opened.count("devices.deny") == 1
+    assert [w for _, w in writes] == [b"a *:* rwm", b"c 1:3 rwm", b"c 1:5 rw", b"c 136:* rwm"]
+    # a plain file shows every rule (the kernel would have taken each write as one rule)
+    assert read(manager, "devices", "devices.allow") == "c 1:3 rwmc 1:5 rwc 136:* rwm"
