@@ -672,11 +672,14 @@ def register(router: Router, engine: Engine) -> None:
         try:
             path = req.arg("path")
             stat = _stat_in(rootfs, path, c.id)
-            host = resolve_in_root(rootfs, path)
-            buf = io.BytesIO()
-            name = stat["name"]
-            with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                _add_tree(tar, host, name if not path.endswith("/.") else ".", rootfs)
+            try:
+                host = resolve_in_root(rootfs, path)
+                buf = io.BytesIO()
+                name = stat["name"]
+                with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                    _add_tree(tar, host, name if not path.endswith("/.") else ".", rootfs)
+            except (FileNotFoundError, NotADirectoryError):  # the container moved it meanwhile
+                raise NotFound(f"Could not find the file {path} in container {c.name}") from None
             data = buf.getvalue()
         finally:
             if release:
@@ -696,7 +699,10 @@ def register(router: Router, engine: Engine) -> None:
             if c.host_config.get("ReadonlyRootfs"):
                 raise Conflict("container rootfs is marked read-only")
             path = req.arg("path")
-            host = resolve_in_root(rootfs, path)
+            try:
+                host = resolve_in_root(rootfs, path)
+            except (FileNotFoundError, NotADirectoryError):  # gone while we looked it up
+                raise NotFound(f"Could not find the file {path} in container {c.name}") from None
             if not os.path.isdir(host):
                 raise (
                     NotFound(f"Could not find the file {path} in container {c.name}")
