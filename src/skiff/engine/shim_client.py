@@ -103,6 +103,8 @@ class ShimSpec:
     # bundle (see `skiff.runtime.create.wait_for_gate`), so the shim and the runtime start
     # while skiffd still prepares the network and writes config.json.
     gate_fd: int | None = None
+    # extra environment for the runtime (skiffd: "the attach is primed, do not prime again")
+    runtime_env: dict[str, str] | None = None
 
 
 def socket_path(shim_dir: Path) -> str:
@@ -148,12 +150,12 @@ def spawn(spec: ShimSpec) -> Launch:
         argv.append("--stdin")
     if spec.wait_start:
         argv.append("--wait-start")
-    env = None
+    env = {**os.environ, **spec.runtime_env} if spec.runtime_env else None
     pass_fds: tuple[int, ...] = (write_end,)
     if spec.gate_fd is not None:
         from skiff.runtime.create import GATE_ENV
 
-        env = {**os.environ, GATE_ENV: str(spec.gate_fd)}
+        env = {**(env or os.environ), GATE_ENV: str(spec.gate_fd)}
         pass_fds += (spec.gate_fd,)
     try:
         proc = subprocess.Popen(
