@@ -312,11 +312,15 @@ def preload_shared() -> None:
     libc()
 
 
-def preload_cgroups() -> None:
+def preload_cgroups(detect: bool = False) -> None:
+    """Import the cgroup code; with `detect`, also find the hierarchies (the intermediate,
+    which opens the container's cgroup next)."""
     try:
-        import skiff.linux.cgroups  # noqa: F401
+        from skiff.linux import cgroups
     except ImportError:  # see enter_cgroup
-        pass
+        return
+    if detect:
+        cgroups.preload()
 
 
 def fork_intermediate(channel: messages.Channel, *, close_in_child: messages.Channel) -> int:
@@ -338,7 +342,7 @@ def intermediate_main(channel: messages.Channel) -> None:
 
     try:
         init.preload()
-        preload_cgroups()
+        preload_cgroups(detect=True)
         log.trace("intermediate preloaded")
         try:
             msg, fds = channel.recv_fds()
