@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import json
 import os
@@ -714,7 +715,10 @@ def register(router: Router, engine: Engine) -> None:
                 _extract_in_root(
                     rootfs, path, data, no_overwrite_dir_non_dir=req.flag("noOverwriteDirNonDir")
                 )
-            except (FileNotFoundError, NotADirectoryError) as err:  # the container moved it
+            except OSError as err:
+                # the container created, removed or swapped a path while we extracted into it
+                if err.errno not in _CHANGED_UNDER_US:
+                    raise
                 raise Conflict(
                     f"extracting into {path} in container {c.name}: {err.strerror}: "
                     "the path changed during the copy"
@@ -933,6 +937,12 @@ def _add_tree(tar: tarfile.TarFile, host: str, arcname: str, rootfs: str) -> Non
                 os.path.join(arcname, entry) if arcname != "." else entry,
                 rootfs,
             )
+
+
+# errnos of a path the container changed while we copied into it (not our bug: a 409)
+_CHANGED_UNDER_US = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ELOOP, errno.ENOTEMPTY}
+)
 
 
 def _extract_in_root(rootfs: str, dest: str, data: bytes, no_overwrite_dir_non_dir: bool) -> None:

@@ -404,6 +404,17 @@ class Engine:
         with self._prespawn_lock:
             c.prespawned = (launch, gate, timer)
         timer.start()
+        # The rootfs too, unless someone holds the container (a start waiting for us: it
+        # mounts it itself; a copy): the overlay mount costs 0.5-4 ms of the start.
+        if c.lock.acquire(blocking=False):
+            try:
+                if not c.removed and not c.state["Running"]:
+                    self.mount_rootfs(c)
+                    c.premounted = True
+            except (OSError, SkiffError) as err:
+                log.debug("pre-spawn %s: mount: %s", c.id[:12], err)
+            finally:
+                c.lock.release()
         if ready is not None:
             ready.set()
 
@@ -426,7 +437,8 @@ class Engine:
         return launch, gate
 
     def _drop_prespawn(self, c: Container) -> None:
-        """Cancel a pre-spawned runtime: close its gate; the shim reports that and exits."""
+        """Cancel a pre-spawned runtime: close its gate (the shim reports that and exits) and
+        unmount the rootfs it mounted, unless something took that over meanwhile."""
         pre = self._take_prespawn(c)
         if pre is not None:
             launch, gate = pre
@@ -435,6 +447,11 @@ class Engine:
                 launch.drain()
             except OSError:
                 pass
+        with c.lock:
+            if c.premounted:
+                c.premounted = False
+                if not c.state["Running"]:
+                    self.unmount_rootfs(c)
 
     def _random_name(self) -> str:
         left = [
@@ -618,7 +635,15 @@ class Engine:
         self.primer.kick()
         hc = c.host_config
         t0 = time.monotonic()
-        rootfs = self.mount_rootfs(c)
+        pre = self._take_prespawn(c)  # spawned (and the rootfs mounted) at create, if any
+        c.premounted = False  # the start owns the mount now
+        try:
+            rootfs = self.mount_rootfs(c)
+        except BaseException:
+            if pre is not None:
+                os.close(pre[1])
+                pre[0].drain()
+            raise
         t_mount = time.monotonic()
         launch: shim_client.Launch | None = None
         gate = -1
@@ -627,7 +652,6 @@ class Engine:
             self.runtime_delete(c)
             bundle = self.run_dir(c.id) / "bundle"
             bundle.mkdir(parents=True, exist_ok=True)
-            pre = self._take_prespawn(c)
             if pre is not None:
                 launch, gate = pre  # spawned at create; it has been starting up since
             elif is_skiff_runtime(self.runtimes.path(c.runtime)):
@@ -1624,6 +1648,7 @@ class Engine:
         with c.lock:
             if c.state["Running"]:
                 return c, str(self.rootfs_dir(c.id)), False
+            c.premounted = False  # ours to unmount now (release_archive_rootfs)
             return c, self.mount_rootfs(c), True
 
     def release_archive_rootfs(self, c: Container) -> None:

@@ -112,6 +112,7 @@ class Container:
     # timer); `prespawn_ready` is set once that thread is done, whatever it managed
     prespawned: tuple[Any, int, threading.Timer] | None = None
     prespawn_ready: threading.Event | None = None
+    premounted: bool = False  # the pre-spawn mounted the rootfs; whoever uses it takes it over
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
