@@ -764,6 +764,11 @@ def register(router: Router, engine: Engine) -> None:
                 handler.connection.shutdown(2)
                 return
             if session is None or session.sock is None:
+                if session is not None and session.error:  # say why there is no output
+                    msg = f"attach to exec {eid[:12]}: {session.error}\r\n".encode()
+                    handler.connection.sendall(
+                        msg if tty else streams.mux_header(2, len(msg)) + msg
+                    )
                 handler.connection.shutdown(2)
                 return
             streams.pump(
