@@ -107,7 +107,13 @@ def _walk(root: str, path: str) -> str:
         followed += 1
         if followed > MAX_SYMLINKS:
             raise errno_error(f'resolve "{path}" in root "{root}"', errno.ELOOP)
-        target = os.readlink(candidate)
+        try:
+            target = os.readlink(candidate)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOENT):
+                raise
+            pending.append(part)  # no longer a symlink (a container races us): look again
+            continue
         if target.startswith("/"):
             resolved = []
         pending.extend(reversed(_components(target)))
@@ -243,6 +249,8 @@ def mkdir_all_in_root(root: str, path: str, mode: int = 0o755) -> str:
                 errno.ENOTDIR,
             )
         rest = _components(os.path.relpath(host, parent))
+        if not rest:
+            continue  # it appeared since we resolved it (a container races us): look again
         try:
             os.mkdir(os.path.join(parent, rest[0]), mode)
         except FileExistsError:

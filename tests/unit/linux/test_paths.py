@@ -140,3 +140,43 @@ def test_real_root_path_matches_realpath(tmp_path: Path) -> None:
     assert paths.real_root_path(via_link) == os.path.realpath(via_link)
     missing = str(tmp_path / "link" / "missing")
     assert paths.real_root_path(missing) == os.path.realpath(missing)
+
+
+def test_mkdir_all_when_the_path_appears_meanwhile(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container makes the directory between our lookup and our mkdir: look again."""
+    monkeypatch.setattr(paths, "_openat2_missing", True)  # the general walk
+    real = paths._existing_ancestor
+    raced = []
+
+    def racing(real_root: str, host: str) -> str:
+        if not raced:
+            raced.append(host)
+            os.makedirs(host)  # the container wins the race
+            return host
+        return real(real_root, host)
+
+    monkeypatch.setattr(paths, "_existing_ancestor", racing)
+    assert paths.mkdir_all_in_root(str(root), "/a/b") == os.path.join(os.path.realpath(root), "a/b")
+    assert raced
+
+
+def test_walk_when_a_symlink_turns_into_a_directory_meanwhile(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (root / "d").mkdir()
+    real_lstat = os.lstat
+    calls = []
+
+    def racing_lstat(path: str) -> os.stat_result:
+        if path.endswith("/d") and not calls:
+            calls.append(path)
+            return real_lstat(str(root / "link"))  # it looked like a symlink a moment ago
+        return real_lstat(path)
+
+    (root / "link").symlink_to("/d")
+    monkeypatch.setattr(paths.os, "lstat", racing_lstat)
+    real_root = os.path.realpath(root)
+    assert paths._walk(real_root, "/d/x") == os.path.join(real_root, "d", "x")
+    assert calls
