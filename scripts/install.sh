@@ -82,6 +82,10 @@ if not {"create", "run", "exec"}.isdisjoint(sys.argv[1:]):
     from skiff.runtime.warmup import prime_cgroup_attach
 
     prime_cgroup_attach()
+    # create and run: the intermediate imports its half while this process imports the CLI.
+    from skiff.runtime.prefork import fork_early
+
+    fork_early(sys.argv[1:])
 from skiff.runtime.cli import run_and_exit
 
 run_and_exit()

@@ -258,6 +258,9 @@ def run_and_exit() -> None:
     # time, and copy-on-write faults in the children it forks.
     gc.disable()
     code = main()
+    from skiff.runtime import prefork
+
+    prefork.discard()  # an intermediate forked early that no `create` took
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1,17 +1,17 @@
 """`create`: the main process of a container start (youki's "builder" + "main process").
 
-The main process forks the intermediate at once (it imports the container-side modules in
-parallel: a container start is mostly Python imports otherwise), then refuses what it must
-before anything exists: config.json validated, seccomp compiled, the id claimed (state dir
-created exclusively). Only then does the intermediate get the Start message; until then it
-has done nothing but import. The intermediate makes the container's cgroup (telling the main
-process, which owns its cleanup), applies linux.resources and joins it, before any namespace
-work and before it forks init — the main process meanwhile has nothing left to do, so the
-two halves of the work run side by side on two cores. The main process then serves its
-messages: the cgroup, id maps, the init pid, the create hooks, the console, Ready. When
-`create` returns, init blocks on the exec fifo and state.json says so. On any failure
-everything made so far is undone: init killed, cgroup removed, state dir deleted, and the
-intermediate, seeing end-of-stream, exits.
+The intermediate is forked first — by the installed command before it even imports the CLI
+(prefork.py), else here — and imports the container-side modules on the second core while
+this process imports its own: a container start is mostly Python imports otherwise. This
+process then refuses what it must before anything exists: config.json validated, seccomp
+compiled, the id claimed (state dir created exclusively). Then it makes the container's
+cgroup and applies linux.resources (errors name the field) while the intermediate is still
+importing, and sends Start; until then the intermediate has done nothing but import. The
+intermediate joins the cgroup before any namespace work and before it forks init. This
+process then serves its messages: id maps, the init pid, the create hooks, the console,
+Ready. When `create` returns, init blocks on the exec fifo and state.json says so. On any
+failure everything made so far is undone: init killed, cgroup removed, state dir deleted,
+and the intermediate, seeing end-of-stream, exits.
 """
 
 from __future__ import annotations
@@ -70,25 +70,23 @@ class Created:
         self.console_master = console_master
 
 
-def enter_cgroup(spec: dict[str, Any], container_id: str, channel: messages.Channel) -> None:
-    """(In the intermediate.) Make the container's cgroup, tell the main process what it is
-    (it removes it on failure), apply linux.resources (errors name the field) and join it."""
-    try:
-        from skiff.linux import cgroups
-    except ImportError:  # the cgroups manager is not in this tree yet
-        log.warning("cgroups: skiff.linux.cgroups unavailable; container runs without a cgroup")
-        return
+def make_cgroup(spec: dict[str, Any], container_id: str) -> Any:
+    """Make the container's cgroup and apply linux.resources (errors name the field); the
+    intermediate joins it. Nothing is left behind when that fails."""
+    from skiff.linux import cgroups
+
     linux = spec.get("linux") or {}
     manager = cgroups.open_manager(linux.get("cgroupsPath") or None, container_id)
-    channel.send(messages.Message(messages.CGROUP_READY, data=manager.to_dict()))
-    manager.create()
-    log.trace("cgroup created")
     try:
+        manager.create()
+        log.trace("cgroup created")
         manager.apply(with_default_device_rules(linux.get("resources") or {}, linux.get("devices")))
-    except SkiffError as err:
-        raise err.wrap("config.json: linux.resources") from err
-    manager.add_process(os.getpid())
-    log.trace("cgroup joined")
+    except BaseException as err:
+        _destroy_quietly(manager)
+        if isinstance(err, SkiffError):
+            raise err.wrap("config.json: linux.resources") from err
+        raise
+    return manager
 
 
 # What runc allows on top of config.json's device rules: mknod of anything, the default
@@ -157,14 +155,20 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
     log.trace("create")
     st.check_id(container_id)
     bundle = os.path.abspath(opts.bundle)
-    preload_shared()
-    parent, child = messages.Channel.pair()
-    # Fork first: the intermediate imports the container-side modules while this process
-    # validates and prepares. If we refuse the config it sees end-of-stream and exits.
-    intermediate_pid = fork_intermediate(child, close_in_child=parent)
-    log.trace("forked")
-    child.close()
-    if opts.foreground:
+    from skiff.runtime import prefork
+
+    early = prefork.take()
+    if early is not None:  # the installed command forked it before importing us
+        intermediate_pid, parent = early
+    else:
+        preload_shared()
+        parent, child = messages.Channel.pair()
+        # Fork first: the intermediate imports the container-side modules while this process
+        # validates and prepares. If we refuse the config it sees end-of-stream and exits.
+        intermediate_pid = fork_intermediate(child, close_in_child=parent)
+        log.trace("forked")
+        child.close()
+    if opts.foreground and not prefork.is_subreaper():
         # Before the intermediate exits (it waits for Start): init then becomes our child.
         SYSCALLS.prctl(PR_SET_CHILD_SUBREAPER, 1)
     state: st.ContainerState | None = None
@@ -172,8 +176,6 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
         try:
             wait_for_gate()
             state = prepare(root, container_id, bundle, opts, parent)
-            if opts.foreground:
-                preload_cgroups()  # `run` deletes the container: load it while init starts
             init_pid, pidfd, master = serve(parent, intermediate_pid, state)
             log.trace("init ready")
         except BaseException:
@@ -236,8 +238,8 @@ def prepare(
     opts: CreateOptions,
     channel: messages.Channel,
 ) -> st.ContainerState:
-    """Validate, claim the id, make the fifo, connect the console socket; send Start to the
-    intermediate (which makes and joins the cgroup)."""
+    """Validate, claim the id, make the fifo, connect the console socket, make the cgroup;
+    send Start to the intermediate (which joins the cgroup)."""
     spec = config.load(bundle)
     log.trace("config loaded")
     rootfs = config.rootfs_path(spec, bundle)
@@ -290,9 +292,17 @@ def prepare(
             no_pivot=opts.no_pivot,
             new_keyring=not opts.no_new_keyring,
         )
-        channel.send(messages.Message(messages.START, data=ctx.to_data()), fds=ctx.fds())
+        data = ctx.to_data()
+        data["log"] = log.settings()  # an intermediate forked early has not seen the flags
+        # The intermediate meanwhile imports what init needs; it only has to join this.
+        cgroup = make_cgroup(spec, container_id)
+        state.cgroup = cgroup.to_dict()
+        data["cgroup"] = list(dict.fromkeys(cgroup.paths().values()))
+        channel.send(messages.Message(messages.START, data=data), fds=ctx.fds())
         log.trace("start sent")
     except BaseException:
+        if state.cgroup:
+            _destroy_quietly(state.cgroup_manager())
         st.remove_state_dir(state_dir)
         raise
     finally:
@@ -312,17 +322,6 @@ def preload_shared() -> None:
     libc()
 
 
-def preload_cgroups(detect: bool = False) -> None:
-    """Import the cgroup code; with `detect`, also find the hierarchies (the intermediate,
-    which opens the container's cgroup next)."""
-    try:
-        from skiff.linux import cgroups
-    except ImportError:  # see enter_cgroup
-        return
-    if detect:
-        cgroups.preload()
-
-
 def fork_intermediate(channel: messages.Channel, *, close_in_child: messages.Channel) -> int:
     """Fork the intermediate; the child drops the main process's end of the channel so
     either side sees end-of-stream when the other dies."""
@@ -330,43 +329,12 @@ def fork_intermediate(channel: messages.Channel, *, close_in_child: messages.Cha
     if pid == 0:
         try:
             close_in_child.close()
-            intermediate_main(channel)
+            from skiff.runtime import intermediate
+
+            intermediate.create_main(channel)
         finally:
             os._exit(1)
     return pid
-
-
-def intermediate_main(channel: messages.Channel) -> None:
-    """The intermediate before it knows the container: preload, wait for Start, go on."""
-    from skiff.runtime import init, intermediate
-
-    try:
-        init.preload()
-        preload_cgroups(detect=True)
-        log.trace("intermediate preloaded")
-        try:
-            msg, fds = channel.recv_fds()
-        except messages.ChannelClosed:
-            os._exit(0)  # the main process refused the config: nothing to do
-        if msg.kind != messages.START or not msg.data:
-            raise FailedPrecondition(f"runtime protocol: expected start, got {msg.kind}")
-        from skiff.runtime.context import StartContext
-
-        ctx = StartContext.from_data(msg.data, fds, channel)
-        plan = intermediate.NamespacePlan.from_spec(ctx.spec)
-        # Before any namespace work: a new cgroup namespace takes this cgroup as its root,
-        # and init (forked below) inherits it.
-        enter_cgroup(ctx.spec, ctx.container_id, channel)
-    except BaseException as err:
-        # The error's class travels too: a bad linux.resources stays an InvalidArgument.
-        kind = {"error": type(err).__name__} if isinstance(err, SkiffError) else None
-        try:
-            channel.send(
-                messages.Message(messages.FAILED, reason=intermediate.describe(err), data=kind)
-            )
-        finally:
-            os._exit(1)
-    intermediate.run(plan, channel, lambda: init.run(ctx))
 
 
 def serve(
@@ -390,10 +358,7 @@ def serve(
         if fd is not None and msg.kind != messages.CONSOLE:
             os.close(fd)
         kind = msg.kind
-        if kind == messages.CGROUP_READY:
-            state.cgroup = msg.data
-            continue
-        # Whatever comes next, the intermediate has joined the cgroup (or failed).
+        # Whatever comes first, the intermediate has joined the cgroup (or failed).
         warmup.stop_priming()
         if kind == messages.USERNS_UNSHARED:
             from skiff.linux import namespaces

@@ -71,9 +71,10 @@ def preload() -> None:
     `setup` before pivot_root: after it the host's Python library is out of reach."""
     import skiff.runtime.rootfs
     from skiff.linux.syscalls import libc
+    from skiff.runtime import jsonio
     from skiff.runtime import process as proc
 
-    _ = skiff.runtime.rootfs
+    _ = skiff.runtime.rootfs, jsonio  # the Start message is JSON
     libc()  # load the C library now, not on the first unshare
     proc.preload({}, seccomp=False, hooks=False)
 

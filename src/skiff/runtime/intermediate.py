@@ -1,8 +1,11 @@
 """The intermediate process: enter the cgroup and the namespaces, then fork the container process.
 
-Runs in the child of the main process and never returns (os._exit). Steps:
-1. join the cgroup when given one (exec; for create, `create.enter_cgroup` made and joined
-   it already), always before unsharing the cgroup namespace, whose root the cgroup becomes;
+Runs in the child of the main process and never returns (os._exit). For `create` it starts
+in `create_main`: import what init needs, wait for the Start message, then join the
+container's cgroup, which the main process made meanwhile (`join_cgroup`). Then, for
+`create` and `exec` alike:
+1. join the cgroup when given one (exec; for create, `join_cgroup` did), always before
+   unsharing the cgroup namespace, whose root the cgroup becomes;
 2. setns into every namespace given by path (user first);
 3. unshare a new user namespace and ask the main process to write its id maps, then become
    root in it;
@@ -17,9 +20,10 @@ from __future__ import annotations
 
 import os
 
+from skiff.errors import FailedPrecondition, SkiffError
 from skiff.linux import namespaces as ns
 from skiff.linux.syscalls import CLONE_NEWNET, CLONE_NEWUSER, SYSCALLS, Syscalls
-from skiff.runtime import loopback, messages
+from skiff.runtime import log, loopback, messages
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,8 +72,6 @@ def enter(
     lo_up: Callable[[], None] = loopback.set_up,
 ) -> None:
     """Steps 1-4 in the calling process."""
-    from skiff.runtime import log
-
     if cgroup is not None:
         cgroup.add_process(os.getpid())
     log.trace("intermediate entering namespaces")
@@ -142,11 +144,66 @@ def run(
 
 def describe(err: BaseException) -> str:
     """A user-facing one-line reason for an exception raised in a child process."""
-    from skiff.errors import SkiffError
-
     if isinstance(err, SkiffError):
         return err.message
     if isinstance(err, OSError):
         what = err.strerror or str(err)
         return f"{what}" + (f": {err.filename}" if err.filename else "")
     return f"{type(err).__name__}: {err}"
+
+
+# --- create: the intermediate before it knows the container ------------------------------------
+
+
+def create_main(channel: Channel) -> None:
+    """`create`'s intermediate: preload, wait for Start, join the cgroup, go on."""
+    from skiff.runtime import init
+
+    try:
+        init.preload()
+        log.trace("intermediate preloaded")
+        try:
+            msg, fds = channel.recv_fds()
+            log.trace("received")
+        except messages.ChannelClosed:
+            os._exit(0)  # the main process refused the command or the config: nothing to do
+        if msg.kind != messages.START or not msg.data:
+            raise FailedPrecondition(f"runtime protocol: expected start, got {msg.kind}")
+        if msg.data.get("log"):
+            log.configure(*msg.data["log"])
+        from skiff.runtime.context import StartContext
+
+        ctx = StartContext.from_data(msg.data, fds, channel)
+        log.trace("ctx")
+        plan = NamespacePlan.from_spec(ctx.spec)
+        log.trace("plan")
+        # Before any namespace work: a new cgroup namespace takes this cgroup as its root,
+        # and init (forked below) inherits it.
+        join_cgroup(msg.data.get("cgroup") or ())
+    except BaseException as err:
+        # The error's class travels too: a bad linux.resources stays an InvalidArgument.
+        kind = {"error": type(err).__name__} if isinstance(err, SkiffError) else None
+        try:
+            channel.send(messages.Message(messages.FAILED, reason=describe(err), data=kind))
+        finally:
+            os._exit(1)
+    run(plan, channel, lambda: init.run(ctx))
+
+
+def join_cgroup(dirs: Sequence[str]) -> None:
+    """Write this process into `cgroup.procs` of each directory (the main process made them
+    and applied linux.resources; the import of the cgroup code is all its own)."""
+    pid = str(os.getpid()).encode()
+    log.trace("join begins")
+    for d in dirs:
+        log.trace("join " + d)
+        path = os.path.join(d, "cgroup.procs")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise FailedPrecondition(f"cgroup: join {d}: {err.strerror}") from None
+    log.trace("cgroup joined")

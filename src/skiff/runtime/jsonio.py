@@ -46,7 +46,9 @@ _WS = " \t\n\r"
 def loads(text: str | bytes) -> Any:
     """Parse one JSON document; raises JSONError naming the offset."""
     if isinstance(text, bytes | bytearray):
-        text = text.decode("utf-8-sig")
+        text = text.decode()  # utf-8; "utf-8-sig" would cost an import of its codec
+        if text.startswith("\ufeff"):
+            text = text[1:]
     end = len(text)
     idx = 0
     while idx < end and text[idx] in _WS:

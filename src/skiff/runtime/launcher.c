@@ -1,6 +1,6 @@
-/* skiff-runtime, the installed command: starts the cgroup attach's grace period, then execs
- * the Python runtime (`python3 -IS skiff-runtime.py ARGS...`, paths fixed at build time by
- * scripts/install.sh).
+/* skiff-runtime, the installed command: starts the cgroup attach's grace period, makes `run` a
+ * child subreaper, then execs the Python runtime (`python3 -IS skiff-runtime.py ARGS...`,
+ * paths fixed at build time by scripts/install.sh).
  *
  * Why (src/skiff/runtime/warmup.py has the whole story): the first write to a cgroup.procs
  * file waits for an RCU grace period, 7-20 ms here, and `create`, `run` and `exec` make one
@@ -17,19 +17,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define SUBREAPER_ENV "_SKIFF_RUNTIME_SUBREAPER"
 
 #ifndef SKIFF_PYTHON
 #error "build with -DSKIFF_PYTHON=\"/path/to/python3\" -DSKIFF_SCRIPT=\"/path/to/skiff-runtime.py\""
 #endif
 
-static int attaches_a_process(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "create") || !strcmp(argv[i], "run") || !strcmp(argv[i], "exec"))
-            return 1;
-    return 0;
+/* The verb: the first argument that is neither a global flag nor the value of one (runc's
+ * global flags that take a value: --root, --log, --log-format, --rootless, --criu). */
+static const char *verb_of(int argc, char **argv) {
+    static const char *const with_value[] = {"root", "log", "log-format", "rootless", "criu"};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--")) return i + 1 < argc ? argv[i + 1] : NULL;
+        if (arg[0] != '-' || !arg[1]) return arg;
+        while (*arg == '-') arg++;
+        if (strchr(arg, '=')) continue;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
+            if (!strcmp(arg, with_value[k])) {
+                i++;
+                break;
+            }
+    }
+    return NULL;
 }
 
 static ssize_t read_all(const char *path, char *buf, size_t size) {
@@ -120,8 +135,18 @@ static void start_priming(void) {
 }
 
 int main(int argc, char **argv) {
-    if (attaches_a_process(argc, argv) && !getenv("SKIFF_RUNTIME_NO_CGROUP_PRIMING"))
+    const char *verb = verb_of(argc, argv);
+    int attaches = verb && (!strcmp(verb, "create") || !strcmp(verb, "run") || !strcmp(verb, "exec"));
+    if (attaches && !getenv("SKIFF_RUNTIME_NO_CGROUP_PRIMING"))
         start_priming();
+    /* `run` waits for the container's init, which the intermediate process leaves behind:
+     * the runtime must be a child subreaper before that. Done here (after the priming fork,
+     * whose orphan must not become ours), the Python side needs no C library binding for it
+     * (src/skiff/runtime/prefork.py). Harmless for `run --detach`: once we exit, orphans go
+     * on to our own reaper, as they would have. */
+    unsetenv(SUBREAPER_ENV);
+    if (verb && !strcmp(verb, "run") && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        setenv(SUBREAPER_ENV, "1", 1);
     char **args = calloc((size_t)argc + 3, sizeof *args);
     if (!args) return 1;
     args[0] = SKIFF_PYTHON;

@@ -23,6 +23,11 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     _debug = debug
 
 
+def settings() -> tuple[str | None, str, bool]:
+    """What `configure` was given: for a process forked before it was called."""
+    return _path, _format, _debug
+
+
 def debug_enabled() -> bool:
     return _debug
 

@@ -1,12 +1,10 @@
 """The messages the processes of one container start exchange, and the channel that carries them.
 
 create (main) ──fork──> intermediate ──fork──> init
-   │  -> Start(data) + fds     (config validated, id claimed: the start context; fds = exec
-   │                            fifo and console socket. The intermediate forked first and
-   │                            imported the container-side modules meanwhile.)
-   │  <- CgroupReady(data)     (intermediate: the container's cgroup, as CgroupManager.to_dict;
-   │                            sent before it is made, so the main process can remove it on
-   │                            failure; the intermediate then applies resources and joins)
+   │  -> Start(data) + fds     (config validated, id claimed, cgroup made: the start context
+   │                            and the cgroup's directories to join; fds = exec fifo and
+   │                            console socket. The intermediate forked first and imported
+   │                            the container-side modules meanwhile.)
    │  <- UsernsUnshared        (intermediate made a user ns: write its uid/gid maps)
    │  -> UsernsMapped
    │  <- InitPid(pid)          (intermediate forked init; it exits next)
@@ -34,7 +32,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 START = "start"
-CGROUP_READY = "cgroup-ready"
 USERNS_UNSHARED = "userns-unshared"
 USERNS_MAPPED = "userns-mapped"
 INIT_PID = "init-pid"
@@ -46,7 +43,6 @@ FAILED = "failed"
 
 KINDS = (
     START,
-    CGROUP_READY,
     USERNS_UNSHARED,
     USERNS_MAPPED,
     INIT_PID,

@@ -18,7 +18,12 @@ LAUNCHER_C = Path(skiff.__file__).resolve().parent / "runtime" / "launcher.c"
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build it")
 
 SCRIPT = """
-import os, sys
+import ctypes, os, sys
+if os.environ.get("LAUNCHER_TEST_SUBREAPER"):
+    flag = ctypes.c_int(-1)
+    ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(flag), 0, 0, 0)  # GET_CHILD_SUBREAPER
+    print(flag.value, os.environ.get("_SKIFF_RUNTIME_SUBREAPER"), flush=True)
+    sys.exit(0)
 print(repr(sys.argv[1:]), sys.flags.isolated, sys.flags.no_site, flush=True)
 sys.exit(int(os.environ.get("LAUNCHER_TEST_EXIT", "0")))
 """
@@ -80,3 +85,35 @@ def test_priming_grandchild_is_not_left_to_the_caller(launcher: Path) -> None:
         [sys.executable, "-c", CALLER, str(launcher)], capture_output=True, text=True, timeout=60
     )
     assert res.stdout.strip() == "0 True []", res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--bundle", "b", "id"], "1 1"),
+        (["--root", "/r", "--debug", "run", "-d", "id"], "1 1"),
+        (["--root", "/r", "create", "id"], "0 None"),
+        (["--root", "run", "state", "id"], "0 None"),  # "run" is the value of --root
+        (["exec", "id", "run"], "0 None"),
+    ],
+)
+def test_run_is_made_a_child_subreaper_and_told_so(
+    launcher: Path, args: list[str], expected: str
+) -> None:
+    """`run` waits for the container's init once the intermediate has exited: the launcher
+    makes it a subreaper and says so in _SKIFF_RUNTIME_SUBREAPER (a caller's stale value is
+    not passed on), so the Python side needs no C binding for it."""
+    res = subprocess.run(
+        [str(launcher), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            **os.environ,
+            "LAUNCHER_TEST_SUBREAPER": "1",
+            "_SKIFF_RUNTIME_SUBREAPER": "1",
+            "SKIFF_RUNTIME_NO_CGROUP_PRIMING": "1",
+        },
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == expected

@@ -299,10 +299,22 @@ def test_pids_limit_makes_fork_fail(runtime: Runtime) -> None:
 
 
 def test_memory_limit_oom_kills(runtime: Runtime) -> None:
+    """tail holds its one 200 MB line in memory: the kernel kills it at 32 MiB.
+
+    When the killed tail's memory is not uncharged yet, the kernel may pick a second victim
+    (1 run in 10 here), and that must not be the shell that reports: every other process
+    raises its oom_score_adj to 1000 (raising needs no privilege), and a sleeper stays
+    around to be that second victim if head is gone already."""
+
     def mutate(spec: dict[str, Any]) -> None:
         spec["linux"]["resources"] = {"memory": {"limit": 32 << 20, "swap": 32 << 20}}
 
-    script = "head -c 200000000 /dev/zero | tail > /dev/null; echo status=$?"
+    first = "echo 1000 > /proc/self/oom_score_adj; exec"
+    script = (
+        f"({first} sleep 30) & sleeper=$!;"
+        f" ({first} head -c 200000000 /dev/zero) | ({first} tail) > /dev/null;"
+        " echo status=$?; kill $sleeper 2>/dev/null; exit 0"
+    )
     out = runtime(
         "run", "-b", str(runtime.bundle(["sh", "-c", script], mutate)), runtime.new_id(), timeout=60
     )
@@ -419,8 +431,8 @@ def _own_cgroup_dirs(cid: str) -> list[Path]:
 
 
 def test_bad_resources_fail_create_and_leave_nothing(runtime: Runtime) -> None:
-    """The intermediate makes the cgroup: its refusal still names the field, and the main
-    process removes the cgroup and the state dir."""
+    """The main process makes the cgroup while the intermediate imports: the refusal names
+    the field, and the cgroup and the state dir are gone."""
     bundle = runtime.bundle(
         ["true"], lambda s: s["linux"].update(resources={"pids": {"limit": "many"}})
     )
@@ -429,3 +441,39 @@ def test_bad_resources_fail_create_and_leave_nothing(runtime: Runtime) -> None:
     assert line.startswith("config.json: linux.resources"), line
     assert not (runtime.root / cid).exists()
     assert [d for d in _own_cgroup_dirs(cid) if d.exists()] == []
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry}: {cmdline}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--bundle", "/nonexistent-bundle", "X"],
+        ["run", "--no-such-flag", "X"],
+        ["create", "--bundle", "/nonexistent-bundle", "X"],
+        ["run", "--bundle", "BUNDLE", "bad/id"],
+    ],
+)
+def test_a_start_refused_early_leaves_no_process(runtime: Runtime, args: list[str]) -> None:
+    """The installed command forks the intermediate before it parses anything (prefork.py):
+    when the command fails before `create` takes that process, it is ended and reaped."""
+    bundle = runtime.bundle(["true"])
+    cid = runtime.new_id()
+    args = [str(bundle) if a == "BUNDLE" else cid if a == "X" else a for a in args]
+    out = runtime(*args)
+    assert out.returncode == 1
+    assert len(out.stderr.decode().strip().splitlines()) == 1
+    assert _processes_mentioning(str(runtime.root)) == []
+    assert not (runtime.root / cid).exists()

@@ -37,3 +37,9 @@ def test_no_re_or_enum_import() -> None:
     code = "import sys, skiff.runtime.jsonio as j; j.loads('{\"a\": 1}'); j.dumps([1]); print('re' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_bytes_may_start_with_a_byte_order_mark() -> None:
+    assert jsonio.loads(b'\xef\xbb\xbf{"a": "\xc3\xbc"}') == {"a": "ü"}
+    with pytest.raises(UnicodeDecodeError):
+        jsonio.loads(b'{"a": "\xff"}')
