@@ -7,10 +7,10 @@ The caller sets PR_SET_KEEPCAPS before setuid/setgid and calls `apply` after the
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from skiff.errors import FailedPrecondition, InvalidArgument
+from skiff.linux import cdata
 
 TYPE_CHECKING = False  # collections.abc costs ~1 ms: every container start imports this
 if TYPE_CHECKING:
@@ -84,25 +84,25 @@ _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _Header(cdata.Structure):
+    _fields_ = [("version", cdata.c_uint32), ("pid", cdata.c_int)]
 
 
-class _Data(ctypes.Structure):
+class _Data(cdata.Structure):
     _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
+        ("effective", cdata.c_uint32),
+        ("permitted", cdata.c_uint32),
+        ("inheritable", cdata.c_uint32),
     ]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = cdata.CDLL(None, use_errno=True)
 _libc.prctl.argtypes = [
-    ctypes.c_int,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
+    cdata.c_int,
+    cdata.c_ulong,
+    cdata.c_ulong,
+    cdata.c_ulong,
+    cdata.c_ulong,
 ]
 
 
@@ -131,7 +131,7 @@ def _mask(names: Sequence[str], where: str) -> int:
 def _prctl(option: int, arg2: int = 0, arg3: int = 0, what: str = "prctl") -> int:
     result = int(_libc.prctl(option, arg2, arg3, 0, 0))
     if result < 0:
-        err = ctypes.get_errno()
+        err = cdata.get_errno()
         raise FailedPrecondition(f"{what}: {os.strerror(err)}")
     return result
 
@@ -139,8 +139,8 @@ def _prctl(option: int, arg2: int = 0, arg3: int = 0, what: str = "prctl") -> in
 def _capget() -> tuple[int, int, int]:
     header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_Data * 2)()
-    if _libc.capget(ctypes.byref(header), data) != 0:
-        err = ctypes.get_errno()
+    if _libc.capget(cdata.byref(header), data) != 0:
+        err = cdata.get_errno()
         raise FailedPrecondition(f"capget: {os.strerror(err)}")
     return (
         data[0].effective | data[1].effective << 32,
@@ -157,8 +157,8 @@ def _capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    if _libc.capset(ctypes.byref(header), data) != 0:
-        err = ctypes.get_errno()
+    if _libc.capset(cdata.byref(header), data) != 0:
+        err = cdata.get_errno()
         raise FailedPrecondition(
             f"capset(effective={effective:#x}, permitted={permitted:#x}, "
             f"inheritable={inheritable:#x}): {os.strerror(err)}"

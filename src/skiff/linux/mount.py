@@ -17,13 +17,12 @@ only, and the value classes are plain slotted classes.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
 
 from skiff.errors import FailedPrecondition, InvalidArgument, NotImplementedYet, SkiffError
-from skiff.linux import paths
+from skiff.linux import cdata, paths
 from skiff.linux.syscalls import MNT_DETACH as MNT_DETACH
 from skiff.linux.syscalls import MS_BIND as MS_BIND
 from skiff.linux.syscalls import (
@@ -218,7 +217,7 @@ _libc = libc()  # loaded at import: filesystem setup must not need it later
 
 
 def _raise_errno(what: str) -> None:
-    err = ctypes.get_errno()
+    err = cdata.get_errno()
     raise OSError(err, os.strerror(err), what)
 
 
@@ -243,12 +242,12 @@ _AT_FDCWD = -100
 _AT_RECURSIVE = 0x8000
 
 
-class _MountAttr(ctypes.Structure):
+class _MountAttr(cdata.Structure):
     _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
+        ("attr_set", cdata.c_uint64),
+        ("attr_clr", cdata.c_uint64),
+        ("propagation", cdata.c_uint64),
+        ("userns_fd", cdata.c_uint64),
     ]
 
 
@@ -258,11 +257,11 @@ def mount_setattr(target: str, attr_set: int, attr_clr: int, *, recursive: bool 
     flags = _AT_RECURSIVE if recursive else 0
     result = _libc.syscall(
         _SYS_MOUNT_SETATTR,
-        ctypes.c_int(_AT_FDCWD),
-        ctypes.c_char_p(os.fsencode(target)),
-        ctypes.c_uint(flags),
-        ctypes.byref(attr),
-        ctypes.c_size_t(ctypes.sizeof(attr)),
+        cdata.c_int(_AT_FDCWD),
+        cdata.c_char_p(os.fsencode(target)),
+        cdata.c_uint(flags),
+        cdata.byref(attr),
+        cdata.c_size_t(cdata.sizeof(attr)),
     )
     if result != 0:
         _raise_errno(target)
@@ -313,7 +312,7 @@ def mount_fs(
         return check_call(result, what, target)
 
     fs_fd = check(
-        libc.syscall(_SYS_FSOPEN, os.fsencode(fstype), ctypes.c_uint(1)), f"fsopen {fstype}"
+        libc.syscall(_SYS_FSOPEN, os.fsencode(fstype), cdata.c_uint(1)), f"fsopen {fstype}"
     )
     try:
         if source:
@@ -344,7 +343,7 @@ def mount_fs(
         )
         attrs = sum(attr for ms, attr in _MS_TO_MOUNT_ATTR.items() if flags & ms)
         mnt_fd = check(
-            libc.syscall(_SYS_FSMOUNT, fs_fd, ctypes.c_uint(1), ctypes.c_uint(attrs)), "fsmount"
+            libc.syscall(_SYS_FSMOUNT, fs_fd, cdata.c_uint(1), cdata.c_uint(attrs)), "fsmount"
         )
         try:
             check(
@@ -352,9 +351,9 @@ def mount_fs(
                     _SYS_MOVE_MOUNT,
                     mnt_fd,
                     b"",
-                    ctypes.c_int(_AT_FDCWD),
+                    cdata.c_int(_AT_FDCWD),
                     os.fsencode(target),
-                    ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH),
+                    cdata.c_uint(_MOVE_MOUNT_F_EMPTY_PATH),
                 ),
                 "move_mount",
             )

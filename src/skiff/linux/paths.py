@@ -13,12 +13,12 @@ that lands on this host ("<root>/etc/hosts").
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
 
 from skiff.errors import FailedPrecondition, InvalidArgument, NotFound, SkiffError
+from skiff.linux import cdata
 
 MAX_SYMLINKS = 40  # the kernel's limit (MAXSYMLINKS)
 
@@ -26,12 +26,12 @@ _SYS_OPENAT2 = 437  # same number on every architecture (new syscall table)
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_IN_ROOT = 0x10
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = cdata.CDLL(None, use_errno=True)
 _openat2_missing = False
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(cdata.Structure):
+    _fields_ = [("flags", cdata.c_uint64), ("mode", cdata.c_uint64), ("resolve", cdata.c_uint64)]
 
 
 def errno_error(context: str, err: int) -> SkiffError:
@@ -54,14 +54,14 @@ def _openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
     for _ in range(64):
         fd = _libc.syscall(
             _SYS_OPENAT2,
-            ctypes.c_int(dirfd),
-            ctypes.c_char_p(os.fsencode(path)),
-            ctypes.byref(how),
-            ctypes.c_size_t(ctypes.sizeof(how)),
+            cdata.c_int(dirfd),
+            cdata.c_char_p(os.fsencode(path)),
+            cdata.byref(how),
+            cdata.c_size_t(cdata.sizeof(how)),
         )
         if fd >= 0:
             return int(fd)
-        err = ctypes.get_errno()
+        err = cdata.get_errno()
         if err != errno.EAGAIN:
             break
     raise OSError(err, os.strerror(err), path)

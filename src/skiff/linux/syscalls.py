@@ -1,11 +1,12 @@
 """Every raw Linux syscall skiff makes that the `os` module lacks, in one place.
 
-`Syscalls` calls libc through ctypes and raises `OSError` (errno, strerror, argument) exactly as
+`Syscalls` calls libc through ctypes' C core (skiff.linux.cdata) and raises `OSError` (errno, strerror, argument) exactly as
 `os` functions do, so callers map errors the same way. `RecordingSyscalls` has the same surface
 but records each call instead of making it, so unit tests can assert an exact sequence
 (unshare → setns → mount …) without root. Code that takes a `Syscalls` defaults to `SYSCALLS`.
 
-ctypes is loaded once, on first use: the runtime's hot path pays for it only when it needs it.
+The C library is loaded once, on first use: the runtime's hot path pays for it only when it
+needs it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import os
 
 TYPE_CHECKING = False  # typing costs 2 ms to import; every container start pays for imports
 if TYPE_CHECKING:
-    import ctypes
     from typing import Any
+
+    from skiff.linux import cdata
 
 # clone(2)/unshare(2)/setns(2) flags.
 CLONE_NEWTIME = 0x00000080
@@ -114,19 +116,19 @@ def syscall_number(name: str) -> int:
         raise OSError(38, f"syscall {name} unknown on architecture {machine}") from None
 
 
-_libc: ctypes.CDLL | None = None
+_libc: cdata.CDLL | None = None
 
 
-def libc() -> ctypes.CDLL:
+def libc() -> cdata.CDLL:
     """The C library, loaded with errno capture on first use; skiff's one handle on it."""
     global _libc
     if _libc is None:
-        import ctypes
+        from skiff.linux import cdata
 
-        handle = ctypes.CDLL(None, use_errno=True)
-        char_p = ctypes.c_char_p
-        handle.mount.argtypes = [char_p, char_p, char_p, ctypes.c_ulong, char_p]
-        handle.umount2.argtypes = [char_p, ctypes.c_int]
+        handle = cdata.CDLL(None, use_errno=True)
+        char_p = cdata.c_char_p
+        handle.mount.argtypes = [char_p, char_p, char_p, cdata.c_ulong, char_p]
+        handle.umount2.argtypes = [char_p, cdata.c_int]
         _libc = handle
     return _libc
 
@@ -134,9 +136,9 @@ def libc() -> ctypes.CDLL:
 def check_call(result: int, what: str, arg: object = None) -> int:
     """`result` of a libc call, or OSError(errno, "what: strerror", arg) when it is negative."""
     if result < 0:
-        import ctypes
+        from skiff.linux import cdata
 
-        err = ctypes.get_errno()
+        err = cdata.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}", None if arg is None else str(arg))
     return result
 
@@ -186,19 +188,19 @@ class Syscalls:
         check_call(libc().setdomainname(raw, len(raw)), "setdomainname", name)
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-        import ctypes
+        from skiff.linux import cdata
 
-        ul = ctypes.c_ulong
+        ul = cdata.c_ulong
         return check_call(
             libc().prctl(option, ul(arg2), ul(arg3), ul(arg4), ul(arg5)), "prctl", option
         )
 
     def close_range(self, first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-        import ctypes
+        from skiff.linux import cdata
 
         number = syscall_number("close_range")
         check_call(
-            libc().syscall(number, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)),
+            libc().syscall(number, cdata.c_uint(first), cdata.c_uint(last), cdata.c_uint(flags)),
             "close_range",
             first,
         )

@@ -71,8 +71,8 @@ class Created:
 
 
 def make_cgroup(spec: dict[str, Any], container_id: str) -> Any:
-    """Make the container's cgroup and apply linux.resources (errors name the field); the
-    intermediate joins it. Nothing is left behind when that fails."""
+    """Make the container's cgroup and apply linux.resources (errors name the field); `serve`
+    puts init in it. Nothing is left behind when that fails."""
     from skiff.linux import cgroups
 
     linux = spec.get("linux") or {}
@@ -176,7 +176,14 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
         try:
             wait_for_gate()
             state = prepare(root, container_id, bundle, opts, parent)
-            init_pid, pidfd, master = serve(parent, intermediate_pid, state)
+            # While the intermediate enters the namespaces and forks init.
+            try:
+                cgroup = make_cgroup(state.spec, container_id)
+            except BaseException:
+                state.pid = init_pid_if_any(parent)  # so that it is killed below
+                raise
+            state.cgroup = cgroup.to_dict()
+            init_pid, pidfd, master = serve(parent, intermediate_pid, state, cgroup)
             log.trace("init ready")
         except BaseException:
             parent.close()  # the children see end-of-stream and exit; then reap
@@ -238,8 +245,8 @@ def prepare(
     opts: CreateOptions,
     channel: messages.Channel,
 ) -> st.ContainerState:
-    """Validate, claim the id, make the fifo, connect the console socket, make the cgroup;
-    send Start to the intermediate (which joins the cgroup)."""
+    """Validate, claim the id, make the fifo, connect the console socket; send Start to the
+    intermediate."""
     spec = config.load(bundle)
     log.trace("config loaded")
     rootfs = config.rootfs_path(spec, bundle)
@@ -294,15 +301,9 @@ def prepare(
         )
         data = ctx.to_data()
         data["log"] = log.settings()  # an intermediate forked early has not seen the flags
-        # The intermediate meanwhile imports what init needs; it only has to join this.
-        cgroup = make_cgroup(spec, container_id)
-        state.cgroup = cgroup.to_dict()
-        data["cgroup"] = list(dict.fromkeys(cgroup.paths().values()))
         channel.send(messages.Message(messages.START, data=data), fds=ctx.fds())
         log.trace("start sent")
     except BaseException:
-        if state.cgroup:
-            _destroy_quietly(state.cgroup_manager())
         st.remove_state_dir(state_dir)
         raise
     finally:
@@ -337,10 +338,29 @@ def fork_intermediate(channel: messages.Channel, *, close_in_child: messages.Cha
     return pid
 
 
+def init_pid_if_any(channel: messages.Channel) -> int:
+    """After a failure between Start and `serve`: init's pid if the intermediate forks it
+    (then it must be killed), else 0. Only the intermediate speaks this early, and it
+    either forks init and says so or stops: failed, or waiting for id maps it won't get."""
+    channel.sock.settimeout(5.0)
+    try:
+        while True:
+            msg, fd = channel.recv()
+            if fd is not None:
+                os.close(fd)
+            if msg.kind == messages.INIT_PID:
+                return msg.pid
+            if msg.kind in (messages.FAILED, messages.USERNS_UNSHARED):
+                return 0
+    except (messages.ChannelClosed, OSError):
+        return 0
+
+
 def serve(
-    channel: messages.Channel, intermediate_pid: int, state: st.ContainerState
+    channel: messages.Channel, intermediate_pid: int, state: st.ContainerState, cgroup: Any
 ) -> tuple[int, int, int | None]:
-    """Answer the children until init is Ready; returns (init pid, its pidfd, pty master)."""
+    """Answer the children until init is Ready; returns (init pid, its pidfd, pty master).
+    Init goes into `cgroup` as soon as its pid is known (it waits for that: CgroupJoined)."""
     spec = state.spec
     linux = spec.get("linux") or {}
     init_pid = 0
@@ -358,8 +378,6 @@ def serve(
         if fd is not None and msg.kind != messages.CONSOLE:
             os.close(fd)
         kind = msg.kind
-        # Whatever comes first, the intermediate has joined the cgroup (or failed).
-        warmup.stop_priming()
         if kind == messages.USERNS_UNSHARED:
             from skiff.linux import namespaces
 
@@ -374,6 +392,10 @@ def serve(
             init_pid = msg.pid
             pidfd = os.pidfd_open(init_pid)
             state.pid = init_pid
+            cgroup.add_process(init_pid)
+            warmup.stop_priming()  # that was the attach the priming was for
+            channel.send(messages.Message(messages.CGROUP_JOINED))
+            log.trace("init moved into its cgroup")
         elif kind == messages.RUN_CREATE_HOOKS:
             oci = state.oci_state(st.CREATING)
             oci["pid"] = init_pid

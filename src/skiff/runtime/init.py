@@ -1,5 +1,7 @@
 """The container's init process (pid 1 of its pid namespace), from fork to execve.
 
+Meanwhile the main process makes the container's cgroup and moves init into it; init waits
+for its word (CgroupJoined) before the first step that needs the cgroup (`CgroupJoin`).
 1. new session; prestart/createRuntime hooks run by the main process (RunCreateHooks →
    HooksDone), then createContainer hooks here, in the container's namespaces;
 2. hostname, domainname, oom_score_adj, rlimits;
@@ -30,11 +32,35 @@ if TYPE_CHECKING:
     from skiff.runtime.context import StartContext
 
 
-def run(ctx: StartContext) -> None:
+class CgroupJoin:
+    """Init's side of the cgroup move: the main process makes the container's cgroup while
+    init starts its setup, puts init in it from outside and says CgroupJoined. `wait()` comes
+    before the first step that needs the cgroup — a cgroup mount (it shows init's own
+    cgroup), the create hooks, Ready at the latest — and then unshares the new cgroup
+    namespace, if any, whose root that cgroup must be (`late_flags`)."""
+
+    __slots__ = ("channel", "done", "late_flags")
+
+    def __init__(self, channel: messages.Channel, late_flags: int = 0) -> None:
+        self.channel = channel
+        self.late_flags = late_flags
+        self.done = False
+
+    def wait(self) -> None:
+        if self.done:
+            return
+        self.channel.expect(messages.CGROUP_JOINED)
+        if self.late_flags:
+            SYSCALLS.unshare(self.late_flags)
+        self.done = True
+        log.trace("init in its cgroup")
+
+
+def run(ctx: StartContext, cgroup: CgroupJoin) -> None:
     """The init process; never returns."""
     ready = False
     try:
-        prepared = setup(ctx)
+        prepared = setup(ctx, cgroup)
         ready = True
         ctx.channel.send(messages.Message(messages.READY))
         state = {
@@ -79,7 +105,7 @@ def preload() -> None:
     proc.preload({}, seccomp=False, hooks=False)
 
 
-def setup(ctx: StartContext) -> Any:
+def setup(ctx: StartContext, cgroup: CgroupJoin) -> Any:
     from skiff.runtime import process as proc
 
     spec = ctx.spec
@@ -91,6 +117,7 @@ def setup(ctx: StartContext) -> Any:
     host_pid = 0
     if create_hooks or container_hooks:
         ctx.channel.send(messages.Message(messages.RUN_CREATE_HOOKS))
+        cgroup.wait()  # the hooks see the container in its cgroup; CgroupJoined comes first
         host_pid = ctx.channel.expect(messages.HOOKS_DONE).pid
     if container_hooks:
         state = {
@@ -116,8 +143,9 @@ def setup(ctx: StartContext) -> Any:
     proc.preload(
         p, seccomp=ctx.seccomp is not None, hooks=bool(hooks.hooks_of(spec, "startContainer"))
     )
-    prepare_rootfs(spec, ctx.bundle)
+    prepare_rootfs(spec, ctx.bundle, before_cgroup_mount=cgroup.wait)
     log.trace("rootfs done")
+    cgroup.wait()
     if p.get("terminal"):
         setup_console(ctx)
     setgroups_allowed = True

@@ -1,11 +1,11 @@
 """The intermediate process: enter the cgroup and the namespaces, then fork the container process.
 
 Runs in the child of the main process and never returns (os._exit). For `create` it starts
-in `create_main`: import what init needs, wait for the Start message, then join the
-container's cgroup, which the main process made meanwhile (`join_cgroup`). Then, for
-`create` and `exec` alike:
-1. join the cgroup when given one (exec; for create, `join_cgroup` did), always before
-   unsharing the cgroup namespace, whose root the cgroup becomes;
+in `create_main`: import what init needs, wait for the Start message, go on with step 2
+(the main process puts init into the container's cgroup, and init unshares a new cgroup
+namespace itself: see `create_main`). For `exec`:
+1. join the cgroup, always before unsharing the cgroup namespace, whose root the cgroup
+   becomes;
 2. setns into every namespace given by path (user first);
 3. unshare a new user namespace and ask the main process to write its id maps, then become
    root in it;
@@ -22,7 +22,7 @@ import os
 
 from skiff.errors import FailedPrecondition, SkiffError
 from skiff.linux import namespaces as ns
-from skiff.linux.syscalls import CLONE_NEWNET, CLONE_NEWUSER, SYSCALLS, Syscalls
+from skiff.linux.syscalls import CLONE_NEWCGROUP, CLONE_NEWNET, CLONE_NEWUSER, SYSCALLS, Syscalls
 from skiff.runtime import log, loopback, messages
 
 TYPE_CHECKING = False
@@ -156,7 +156,12 @@ def describe(err: BaseException) -> str:
 
 
 def create_main(channel: Channel) -> None:
-    """`create`'s intermediate: preload, wait for Start, join the cgroup, go on."""
+    """`create`'s intermediate: preload, wait for Start, enter the namespaces, fork init.
+
+    It does not wait for the container's cgroup: the main process makes it meanwhile and
+    moves init into it from outside, and init waits for that before anything needs it
+    (init.CgroupJoin). A new cgroup namespace, whose root must be that cgroup, is therefore
+    unshared by init, after the move, not here."""
     from skiff.runtime import init
 
     try:
@@ -164,7 +169,6 @@ def create_main(channel: Channel) -> None:
         log.trace("intermediate preloaded")
         try:
             msg, fds = channel.recv_fds()
-            log.trace("received")
         except messages.ChannelClosed:
             os._exit(0)  # the main process refused the command or the config: nothing to do
         if msg.kind != messages.START or not msg.data:
@@ -174,36 +178,12 @@ def create_main(channel: Channel) -> None:
         from skiff.runtime.context import StartContext
 
         ctx = StartContext.from_data(msg.data, fds, channel)
-        log.trace("ctx")
         plan = NamespacePlan.from_spec(ctx.spec)
-        log.trace("plan")
-        # Before any namespace work: a new cgroup namespace takes this cgroup as its root,
-        # and init (forked below) inherits it.
-        join_cgroup(msg.data.get("cgroup") or ())
+        late_flags = plan.unshare_flags & CLONE_NEWCGROUP
+        plan.unshare_flags &= ~CLONE_NEWCGROUP
     except BaseException as err:
-        # The error's class travels too: a bad linux.resources stays an InvalidArgument.
-        kind = {"error": type(err).__name__} if isinstance(err, SkiffError) else None
         try:
-            channel.send(messages.Message(messages.FAILED, reason=describe(err), data=kind))
+            channel.send(messages.Message(messages.FAILED, reason=describe(err)))
         finally:
             os._exit(1)
-    run(plan, channel, lambda: init.run(ctx))
-
-
-def join_cgroup(dirs: Sequence[str]) -> None:
-    """Write this process into `cgroup.procs` of each directory (the main process made them
-    and applied linux.resources; the import of the cgroup code is all its own)."""
-    pid = str(os.getpid()).encode()
-    log.trace("join begins")
-    for d in dirs:
-        log.trace("join " + d)
-        path = os.path.join(d, "cgroup.procs")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
-        except OSError as err:
-            raise FailedPrecondition(f"cgroup: join {d}: {err.strerror}") from None
-    log.trace("cgroup joined")
+    run(plan, channel, lambda: init.run(ctx, init.CgroupJoin(channel, late_flags)))

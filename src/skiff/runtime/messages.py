@@ -1,13 +1,15 @@
 """The messages the processes of one container start exchange, and the channel that carries them.
 
 create (main) ──fork──> intermediate ──fork──> init
-   │  -> Start(data) + fds     (config validated, id claimed, cgroup made: the start context
-   │                            and the cgroup's directories to join; fds = exec fifo and
-   │                            console socket. The intermediate forked first and imported
-   │                            the container-side modules meanwhile.)
+   │  -> Start(data) + fds     (config validated, id claimed: the start context; fds = exec
+   │                            fifo and console socket. The intermediate forked first and
+   │                            imported the container-side modules meanwhile; the main
+   │                            process makes the cgroup next, while the intermediate
+   │                            enters the namespaces and forks init.)
    │  <- UsernsUnshared        (intermediate made a user ns: write its uid/gid maps)
    │  -> UsernsMapped
    │  <- InitPid(pid)          (intermediate forked init; it exits next)
+   │  -> CgroupJoined          (to init: the main process made the cgroup and put init in it)
    │  <- RunCreateHooks(pid)   (init: run prestart/createRuntime now, in the runtime ns)
    │  -> HooksDone
    │  <- Console + fd          (init opened its pty; master attached, for `run` to proxy)
@@ -35,6 +37,7 @@ START = "start"
 USERNS_UNSHARED = "userns-unshared"
 USERNS_MAPPED = "userns-mapped"
 INIT_PID = "init-pid"
+CGROUP_JOINED = "cgroup-joined"
 RUN_CREATE_HOOKS = "run-create-hooks"
 HOOKS_DONE = "hooks-done"
 CONSOLE = "console"
@@ -46,6 +49,7 @@ KINDS = (
     USERNS_UNSHARED,
     USERNS_MAPPED,
     INIT_PID,
+    CGROUP_JOINED,
     RUN_CREATE_HOOKS,
     HOOKS_DONE,
     CONSOLE,

@@ -1,18 +1,20 @@
 """The intermediate, forked before the CLI is even imported (`create` and `run`).
 
 A container start is mostly Python imports: the main process's (the CLI, config.json's
-validation, the state) and the intermediate's (the mounts, the cgroups, the process setup)
+validation, the state, the cgroups) and the intermediate's (the mounts, the process setup)
 are about the same size. Forked as soon as the interpreter is up, the intermediate imports
 its half on the second core while the main process imports its own, instead of after it.
+(A second interpreter started by the launcher beside the first was tried: on two cores it
+was no faster, both start-ups competing for the CPU, and the fork shares this one's.)
 The installed command calls `fork_early` first thing; `create` then takes the child over
 (`take`). Until the Start message the child only imports and waits: if the main process
 refuses the command line or the config, the child sees end-of-stream and exits, and
 `discard` (the CLI's exit path) reaps it.
 
 This module imports nothing but `os` and the message channel: everything it saves is what
-the main process would otherwise import before forking. Not even the C library binding
-(ctypes, ~1.5 ms): the intermediate loads it while the main process, which for `run` needs
-it only to become a child subreaper, finds that the installed command did that already.
+the main process would otherwise import before forking. Not even the C library binding: the
+intermediate loads it while the main process, which for `run` needs it only to become a
+child subreaper, finds that the installed command did that already.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ from skiff.linux.mount import (
 
 TYPE_CHECKING = False  # typing, dataclasses and contextlib cost ~15 ms: this runs per container
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
     from skiff.linux.mount import MountOps
@@ -140,13 +140,24 @@ class _FdTarget:
 
 
 class _Rootfs:
-    __slots__ = ("bundle", "cgroupns", "deferred_ro", "new_netns", "ops", "root", "spec", "userns")
+    __slots__ = (
+        "before_cgroup_mount",
+        "bundle",
+        "cgroupns",
+        "deferred_ro",
+        "new_netns",
+        "ops",
+        "root",
+        "spec",
+        "userns",
+    )
 
     def __init__(self, spec: Mapping[str, Any], bundle: str, ops: MountOps) -> None:
         self.spec = spec
         self.bundle = bundle
         self.ops = ops
         self.deferred_ro: list[tuple[str, int, str]] = []
+        self.before_cgroup_mount: Callable[[], None] | None = None
         root_path = (self.spec.get("root") or {}).get("path")
         if not isinstance(root_path, str) or not root_path:
             raise InvalidArgument("config.json: root.path is missing")
@@ -259,6 +270,8 @@ class _Rootfs:
                 if bind:
                     self._mount_bind(destination, source, options)
                 elif mount_type == "cgroup":
+                    if self.before_cgroup_mount is not None:
+                        self.before_cgroup_mount()
                     self._mount_cgroup(destination, options)
                 elif mount_type == "tmpfs":
                     self._mount_tmpfs(destination, source, options)
@@ -564,13 +577,16 @@ def prepare_rootfs(
     *,
     console_slave: str | None = None,
     ops: MountOps | None = None,
+    before_cgroup_mount: Callable[[], None] | None = None,
 ) -> None:
     """Set up the container's root filesystem and pivot into it (see the module docstring).
 
     Runs in the container's init process, in its new mount namespace. On return the process's
-    "/" is the rootfs and its cwd is "/".
+    "/" is the rootfs and its cwd is "/". `before_cgroup_mount` is called before a mount of
+    type cgroup (which shows this process's own cgroups: init waits there to be in them).
     """
     rootfs = _Rootfs(spec, bundle, ops or RealMountOps())
+    rootfs.before_cgroup_mount = before_cgroup_mount
     rootfs.check_own_mount_namespace()
     rootfs.prepare_root()
     rootfs.mount_all()

@@ -158,6 +158,48 @@ def test_cgroup_namespace_root_is_the_container_cgroup(runtime: Runtime) -> None
         assert line.split(":", 2)[2] == "/", line
 
 
+def test_without_a_cgroup_namespace_the_process_starts_in_the_container_cgroup(
+    runtime: Runtime,
+) -> None:
+    """The main process moves init into the cgroup from outside while init sets up: the
+    container's process must never see a cgroup other than its own."""
+
+    def mutate(spec: dict[str, Any]) -> None:
+        spec["linux"]["namespaces"] = [
+            ns for ns in spec["linux"]["namespaces"] if ns["type"] != "cgroup"
+        ]
+
+    bundle = runtime.bundle(["cat", "/proc/self/cgroup"], mutate)
+    cid = runtime.new_id()
+    out = runtime("run", "--bundle", str(bundle), cid)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().strip().splitlines()
+    v1 = [line for line in lines if line.split(":", 2)[1]]
+    assert v1, lines
+    for line in v1:
+        assert line.split(":", 2)[2].endswith(f"/{cid}"), line
+
+
+def test_cgroup_namespace_in_a_user_namespace(runtime: Runtime, userns_rootfs: Path) -> None:
+    """init unshares the cgroup namespace itself, once it is in its cgroup: in a new user
+    namespace too (it is root there)."""
+    runtime.rootfs = userns_rootfs
+
+    def mutate(spec: dict[str, Any]) -> None:
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        spec["mounts"] = [
+            m for m in spec["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")
+        ]
+
+    code, out, err = _run(runtime, "cat /proc/self/cgroup; id -u", mutate)
+    assert code == 0, err
+    *cgroups, uid = out.strip().splitlines()
+    assert uid == "0"
+    assert cgroups and all(line.split(":", 2)[2] == "/" for line in cgroups), cgroups
+
+
 def test_time_namespace_offsets_boottime(runtime: Runtime) -> None:
     if not os.path.exists("/proc/self/ns/time"):
         pytest.skip("kernel has no time namespaces")

@@ -5,18 +5,6 @@ from __future__ import annotations
 import os
 
 from skiff.errors import FailedPrecondition
-from skiff.linux.cgroups import (
-    blkio,
-    cpu,
-    cpuset,
-    devices,
-    hugetlb,
-    memory,
-    net,
-    pids,
-    rdma,
-    unified,
-)
 from skiff.linux.cgroups.fs import (
     Step,
     map_os_error,
@@ -35,11 +23,34 @@ if TYPE_CHECKING:
 SIGKILL = 9  # the signal module costs an enum import
 
 
+# Each controller module, in the order its writes go, and the linux.resources key it reads.
+PLANNERS = (
+    ("cpuset", "cpu"),
+    ("cpu", "cpu"),
+    ("memory", "memory"),
+    ("pids", "pids"),
+    ("blkio", "blockIO"),
+    ("hugetlb", "hugepageLimits"),
+    ("net", "network"),
+    ("rdma", "rdma"),
+    ("devices", "devices"),
+    ("unified", "unified"),
+)
+
+
+def controller(name: str) -> Any:
+    """A controller's module (skiff.linux.cgroups.<name>), imported when first needed: every
+    container start imports this package, and most set only a few resources."""
+    return __import__(f"skiff.linux.cgroups.{name}", fromlist=("plan",))
+
+
 def plan(resources: Mapping[str, Any], version: int) -> list[Step]:
-    """Every controller's writes for `resources`, validated before anything is written."""
+    """Every controller's writes for `resources`, validated before anything is written. A
+    controller whose key is absent (or null) has nothing to write and is not even imported."""
     steps: list[Step] = []
-    for controller in (cpuset, cpu, memory, pids, blkio, hugetlb, net, rdma, devices, unified):
-        steps.extend(controller.plan(resources, version))
+    for name, key in PLANNERS:
+        if resources.get(key) is not None:
+            steps.extend(controller(name).plan(resources, version))
     return steps
 
 

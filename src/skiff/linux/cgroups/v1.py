@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from skiff.errors import FailedPrecondition
-from skiff.linux.cgroups import blkio, cpu, cpuset, freezer, hugetlb, memory, pids
+from skiff.linux.cgroups import cpuset
 from skiff.linux.cgroups.base import BaseManager, plan
 from skiff.linux.cgroups.fs import execute, make_dirs
 
@@ -51,15 +51,23 @@ class V1Manager(BaseManager):
         return d is not None and os.path.exists(os.path.join(d, "freezer.state"))
 
     def freeze(self) -> None:
+        from skiff.linux.cgroups import freezer
+
         freezer.freeze_v1(self._freezer())
 
     def thaw(self) -> None:
+        from skiff.linux.cgroups import freezer
+
         freezer.thaw_v1(self._freezer())
 
     def is_frozen(self) -> bool:
+        from skiff.linux.cgroups import freezer
+
         return freezer.state_v1(self._freezer()) == "FROZEN"
 
     def stats(self) -> dict[str, Any]:
+        from skiff.linux.cgroups import blkio, cpu, hugetlb, memory, pids
+
         out: dict[str, Any] = {}
         cpu_stats = cpu.stats_v1(self._paths.get("cpu"), self._paths.get("cpuacct"))
         if cpu_stats is not None:

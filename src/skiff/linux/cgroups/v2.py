@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from skiff.linux.cgroups import blkio, cpu, devices, freezer, hugetlb, memory, pids
+from skiff.linux.cgroups import devices
 from skiff.linux.cgroups.base import SIGKILL, BaseManager, plan
 from skiff.linux.cgroups.fs import (
     execute,
@@ -73,12 +73,18 @@ class V2Manager(BaseManager):
         return os.path.exists(os.path.join(self.leaf, "cgroup.freeze"))
 
     def freeze(self) -> None:
+        from skiff.linux.cgroups import freezer
+
         freezer.freeze_v2(self.leaf)
 
     def thaw(self) -> None:
+        from skiff.linux.cgroups import freezer
+
         freezer.thaw_v2(self.leaf)
 
     def is_frozen(self) -> bool:
+        from skiff.linux.cgroups import freezer
+
         return freezer.frozen_v2(self.leaf)
 
     def kill_all(self, sig: int) -> None:
@@ -92,6 +98,8 @@ class V2Manager(BaseManager):
         super().kill_all(sig)
 
     def stats(self) -> dict[str, Any]:
+        from skiff.linux.cgroups import blkio, cpu, hugetlb, memory, pids
+
         out: dict[str, Any] = {}
         d = self.leaf
         cpu_stats = cpu.stats_v2(d)
