@@ -5,10 +5,10 @@
  * Why (src/skiff/runtime/warmup.py has the whole story): the first write to a cgroup.procs
  * file waits for an RCU grace period, 7-20 ms here, and `create`, `run` and `exec` make one
  * ~10 ms after they start. Python can begin that wait no sooner than its interpreter is up
- * (~6 ms); this binary begins it at once, in a grandchild that writes its own pid into the
- * cgroup it is already in (which moves nothing) and exits. The Python side then keeps the
- * attach fast until the real one is done. The grandchild holds none of the caller's file
- * descriptors and is reaped by whoever reaps orphans (init or the caller's subreaper).
+ * (~6 ms); this binary begins it at once, in a child that writes its own pid into the cgroup
+ * it is already in (which moves nothing) and exits. The Python side then keeps the attach
+ * fast until the real one is done, and reaps the child. The child holds none of the
+ * caller's file descriptors.
  * SKIFF_RUNTIME_NO_CGROUP_PRIMING=1 turns it off, as it does the Python side's.
  */
 #define _GNU_SOURCE
@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define SUBREAPER_ENV "_SKIFF_RUNTIME_SUBREAPER"
+#define PRIMER_ENV "_SKIFF_RUNTIME_PRIMER"
 
 #ifndef SKIFF_PYTHON
 #error "build with -DSKIFF_PYTHON=\"/path/to/python3\" -DSKIFF_SCRIPT=\"/path/to/skiff-runtime.py\""
@@ -112,31 +113,35 @@ static void prime(void) {
     }
 }
 
+/* The priming runs in a child of ours (the runtime's, after the exec): not waiting for a
+ * middle process to fork it and exit saves ~1 ms. Its pid goes to the Python side in
+ * PRIMER_ENV, whose priming thread reaps it (warmup.py); if we exit first, it is an orphan
+ * like any other, reaped by init or the caller's subreaper. */
 static void start_priming(void) {
-    pid_t middle = fork();
-    if (middle < 0) return;
-    if (middle == 0) {
-        if (fork() == 0) {
-            /* Hold nothing of the caller's: a reader of our stdout/stderr sees EOF when the
-             * runtime exits, not when the grace period ends. */
-            int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-            if (null >= 0) {
-                dup2(null, 0);
-                dup2(null, 1);
-                dup2(null, 2);
-            }
-            syscall(SYS_close_range, 3U, ~0U, 0U);
-            prime();
+    pid_t pid = fork();
+    if (pid < 0) return;
+    if (pid == 0) {
+        /* Hold nothing of the caller's: a reader of our stdout/stderr sees EOF when the
+         * runtime exits, not when the grace period ends. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
         }
+        syscall(SYS_close_range, 3U, ~0U, 0U);
+        prime();
         _exit(0);
     }
-    while (waitpid(middle, NULL, 0) < 0 && errno == EINTR) {
-    }
+    char value[32];
+    snprintf(value, sizeof value, "%d", (int)pid);
+    setenv(PRIMER_ENV, value, 1);
 }
 
 int main(int argc, char **argv) {
     const char *verb = verb_of(argc, argv);
     int attaches = verb && (!strcmp(verb, "create") || !strcmp(verb, "run") || !strcmp(verb, "exec"));
+    unsetenv(PRIMER_ENV);
     if (attaches && !getenv("SKIFF_RUNTIME_NO_CGROUP_PRIMING"))
         start_priming();
     /* `run` waits for the container's init, which the intermediate process leaves behind:

@@ -48,11 +48,21 @@ _started = False
 _switch_interval = 0.005
 
 
+# The installed command (launcher.c) primes from a child of its own before the interpreter
+# starts, and names it here: the priming thread reaps it.
+PRIMER_ENV = "_SKIFF_RUNTIME_PRIMER"
+_primer_pid = 0
+
+
 def prime_cgroup_attach() -> None:
     """Start the no-op attaches on a thread of its own (see the module docstring); once per
     process (the installed launcher calls it before the CLI is even imported)."""
-    global _stop, _started, _switch_interval
-    if _started or os.environ.get("SKIFF_RUNTIME_NO_CGROUP_PRIMING"):
+    global _stop, _started, _switch_interval, _primer_pid
+    if _started:
+        return
+    primer = os.environ.pop(PRIMER_ENV, "")
+    _primer_pid = int(primer) if primer.isdigit() else 0
+    if os.environ.get("SKIFF_RUNTIME_NO_CGROUP_PRIMING"):
         return
     import _thread
     import sys
@@ -80,22 +90,36 @@ def stop_priming() -> None:
 
 
 def _keep_primed() -> None:
-    procs = attach_to_own_cgroup(before_write=_first_write_begins)
-    if procs is None:
-        _first_write_begins()
-        return
-    pid = str(os.getpid()).encode()
-    deadline = time.monotonic() + PRIMING_SECONDS
-    while not _stop and time.monotonic() < deadline:
-        time.sleep(PRIMING_INTERVAL)
-        try:
-            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
-        except OSError:
+    try:
+        procs = attach_to_own_cgroup(before_write=_first_write_begins)
+        if procs is None:
+            _first_write_begins()
             return
+        pid = str(os.getpid()).encode()
+        deadline = time.monotonic() + PRIMING_SECONDS
+        while not _stop and time.monotonic() < deadline:
+            time.sleep(PRIMING_INTERVAL)
+            try:
+                fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, pid)
+                finally:
+                    os.close(fd)
+            except OSError:
+                return
+    finally:
+        _reap_primer()
+
+
+def _reap_primer() -> None:
+    """Wait for the launcher's priming child (it exits once its grace period is over), so a
+    long `run` does not keep a zombie; if this process exits first, the child's new parent
+    reaps it."""
+    if _primer_pid:
+        try:
+            os.waitpid(_primer_pid, 0)
+        except OSError:
+            pass
 
 
 class AttachPrimer:

@@ -77,9 +77,9 @@ print(out.returncode, "'run'" in out.stdout, mine)
 """
 
 
-def test_priming_grandchild_is_not_left_to_the_caller(launcher: Path) -> None:
+def test_priming_child_is_not_left_to_the_caller(launcher: Path) -> None:
     """`run` primes; a caller (not a subreaper) reads EOF on the runtime's output when it exits
-    and has no child left over: the priming grandchild holds none of its descriptors and is
+    and has no child left over: the priming child holds none of its descriptors and is
     reparented, not waited for."""
     res = subprocess.run(
         [sys.executable, "-c", CALLER, str(launcher)], capture_output=True, text=True, timeout=60

@@ -477,3 +477,34 @@ def test_a_start_refused_early_leaves_no_process(runtime: Runtime, args: list[st
     assert len(out.stderr.decode().strip().splitlines()) == 1
     assert _processes_mentioning(str(runtime.root)) == []
     assert not (runtime.root / cid).exists()
+
+
+def test_a_long_run_keeps_no_zombie_of_the_priming(runtime: Runtime) -> None:
+    """The launcher primes the cgroup attach from a child of its own; the runtime reaps it
+    once its grace period is over, not when the container exits."""
+    proc = runtime.popen(
+        "run",
+        "--bundle",
+        str(runtime.bundle(["sleep", "2"])),
+        runtime.new_id(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)
+        children = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == proc.pid:
+                children.append((entry, fields[0]))
+        assert [c for c in children if c[1] == "Z"] == [], children
+        assert len(children) == 1, children  # the container's process
+    finally:
+        assert proc.wait(timeout=30) == 0
