@@ -151,23 +151,28 @@ def warn_unsupported(spec: dict[str, Any]) -> None:
         log.warning("linux.mountLabel ignored: SELinux is not supported")
 
 
+class Child:
+    """The process the Start message goes to: an intermediate, or a pre-init — forked early
+    as pid 1 of a new pid namespace (prefork.py) — that becomes the container's init itself
+    when the config suits that (`becomes_init`): one Python fork less, no intermediate."""
+
+    __slots__ = ("becomes_init", "channel", "pid", "pre_init")
+
+    def __init__(self, pid: int, channel: messages.Channel, *, pre_init: bool = False) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.pre_init = pre_init
+        self.becomes_init = False
+
+
 def create(root: str, container_id: str, opts: CreateOptions) -> Created:
     log.trace("create")
     st.check_id(container_id)
     bundle = os.path.abspath(opts.bundle)
     from skiff.runtime import prefork
 
-    early = prefork.take()
-    if early is not None:  # the installed command forked it before importing us
-        intermediate_pid, parent = early
-    else:
-        preload_shared()
-        parent, child = messages.Channel.pair()
-        # Fork first: the intermediate imports the container-side modules while this process
-        # validates and prepares. If we refuse the config it sees end-of-stream and exits.
-        intermediate_pid = fork_intermediate(child, close_in_child=parent)
-        log.trace("forked")
-        child.close()
+    early = prefork.take()  # forked by the installed command before it imported us
+    child = Child(early[0], early[1], pre_init=early[2]) if early is not None else fork_child()
     if opts.foreground and not prefork.is_subreaper():
         # Before the intermediate exits (it waits for Start): init then becomes our child.
         SYSCALLS.prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -175,21 +180,25 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
     try:
         try:
             wait_for_gate()
-            state = prepare(root, container_id, bundle, opts, parent)
-            # While the intermediate enters the namespaces and forks init.
+            state = prepare(root, container_id, bundle, opts, child)
+            if child.becomes_init:
+                state.pid = child.pid
+            # While the intermediate (or init) enters the namespaces.
             try:
                 cgroup = make_cgroup(state.spec, container_id)
             except BaseException:
-                state.pid = init_pid_if_any(parent)  # so that it is killed below
+                if not state.pid:
+                    state.pid = init_pid_if_any(child.channel)  # so that it is killed below
                 raise
             state.cgroup = cgroup.to_dict()
-            init_pid, pidfd, master = serve(parent, intermediate_pid, state, cgroup)
+            init_pid, pidfd, master = serve(child, state, cgroup)
             log.trace("init ready")
         except BaseException:
-            parent.close()  # the children see end-of-stream and exit; then reap
+            child.channel.close()  # the children see end-of-stream and exit; then reap
             raise
         finally:
-            reap(intermediate_pid)
+            if not child.becomes_init:  # init is our child then, not to be waited for here
+                reap(child.pid)
         try:
             state.pid = init_pid
             state.start_time = st.process_start_time(init_pid) or 0
@@ -213,7 +222,42 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
             st.remove_state_dir(state.dir)
         raise
     finally:
-        parent.close()
+        child.channel.close()
+
+
+def fork_child() -> Child:
+    """Fork the intermediate now (no early one, or the pre-init does not suit the config)."""
+    preload_shared()
+    parent, sub = messages.Channel.pair()
+    # Fork first: the intermediate imports the container-side modules while this process
+    # validates and prepares. If we refuse the config it sees end-of-stream and exits.
+    pid = fork_intermediate(sub, close_in_child=parent)
+    log.trace("forked")
+    sub.close()
+    return Child(pid, parent)
+
+
+def pre_init_suits(spec: dict[str, Any]) -> bool:
+    """Whether a pre-init can be this container's init: the config wants a new pid
+    namespace, no user namespace (it must exist before the pid namespace, to own it) and no
+    time namespace (like the pid one, only children enter it)."""
+    types = {e.get("type"): e for e in (spec.get("linux") or {}).get("namespaces") or ()}
+    pid = types.get("pid")
+    return pid is not None and not pid.get("path") and "user" not in types and "time" not in types
+
+
+def settle(child: Child, spec: dict[str, Any]) -> None:
+    """Who takes Start: the pre-init if it suits the config, else an intermediate forked now
+    (the pre-init is dismissed: killed and reaped)."""
+    if not child.pre_init:
+        return
+    if pre_init_suits(spec):
+        child.becomes_init = True
+        return
+    child.channel.close()
+    _kill_quietly(child.pid, -1)
+    fresh = fork_child()
+    child.pid, child.channel, child.pre_init = fresh.pid, fresh.channel, False
 
 
 # skiff extension (the CLI is runc's without it): a caller that starts the runtime before the
@@ -243,10 +287,10 @@ def prepare(
     container_id: str,
     bundle: str,
     opts: CreateOptions,
-    channel: messages.Channel,
+    child: Child,
 ) -> st.ContainerState:
     """Validate, claim the id, make the fifo, connect the console socket; send Start to the
-    intermediate."""
+    intermediate (or to the pre-init that becomes init: `child` says which, once settled)."""
     spec = config.load(bundle)
     log.trace("config loaded")
     rootfs = config.rootfs_path(spec, bundle)
@@ -263,6 +307,8 @@ def prepare(
     if opts.no_pivot:
         log.warning("--no-pivot ignored: the root filesystem is always entered with pivot_root")
     seccomp_program, seccomp_flags = compile_seccomp(spec)
+    settle(child, spec)
+    channel = child.channel
     state_dir = st.make_state_dir(root, container_id)
     state = st.ContainerState(
         root,
@@ -356,16 +402,20 @@ def init_pid_if_any(channel: messages.Channel) -> int:
         return 0
 
 
-def serve(
-    channel: messages.Channel, intermediate_pid: int, state: st.ContainerState, cgroup: Any
-) -> tuple[int, int, int | None]:
+def serve(child: Child, state: st.ContainerState, cgroup: Any) -> tuple[int, int, int | None]:
     """Answer the children until init is Ready; returns (init pid, its pidfd, pty master).
-    Init goes into `cgroup` as soon as its pid is known (it waits for that: CgroupJoined)."""
+    Init goes into `cgroup` as soon as its pid is known (it waits for that: CgroupJoined):
+    at once when the pre-init is init, else when the intermediate says InitPid."""
+    channel = child.channel
     spec = state.spec
     linux = spec.get("linux") or {}
     init_pid = 0
     pidfd = -1
     master: int | None = None
+    if child.becomes_init:
+        init_pid = child.pid
+        pidfd = os.pidfd_open(init_pid)
+        move_into_cgroup(channel, cgroup, init_pid)
     while True:
         try:
             msg, fd = channel.recv()
@@ -383,7 +433,7 @@ def serve(
 
             try:
                 namespaces.write_id_maps(
-                    intermediate_pid, linux.get("uidMappings") or [], linux.get("gidMappings") or []
+                    child.pid, linux.get("uidMappings") or [], linux.get("gidMappings") or []
                 )
             except OSError as err:
                 raise FailedPrecondition(f"user namespace: {err.strerror}") from None
@@ -392,10 +442,7 @@ def serve(
             init_pid = msg.pid
             pidfd = os.pidfd_open(init_pid)
             state.pid = init_pid
-            cgroup.add_process(init_pid)
-            warmup.stop_priming()  # that was the attach the priming was for
-            channel.send(messages.Message(messages.CGROUP_JOINED))
-            log.trace("init moved into its cgroup")
+            move_into_cgroup(channel, cgroup, init_pid)
         elif kind == messages.RUN_CREATE_HOOKS:
             oci = state.oci_state(st.CREATING)
             oci["pid"] = init_pid
@@ -414,6 +461,14 @@ def serve(
             if pidfd >= 0:
                 os.close(pidfd)
             raise failure_class(msg.data)(msg.reason)
+
+
+def move_into_cgroup(channel: messages.Channel, cgroup: Any, init_pid: int) -> None:
+    """Put init into the container's cgroup and tell it so (it waits: init.CgroupJoin)."""
+    cgroup.add_process(init_pid)
+    warmup.stop_priming()  # that was the attach the priming was for
+    channel.send(messages.Message(messages.CGROUP_JOINED))
+    log.trace("init moved into its cgroup")
 
 
 def failure_class(data: dict[str, Any] | None) -> type[SkiffError]:

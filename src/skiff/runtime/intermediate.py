@@ -22,7 +22,14 @@ import os
 
 from skiff.errors import FailedPrecondition, SkiffError
 from skiff.linux import namespaces as ns
-from skiff.linux.syscalls import CLONE_NEWCGROUP, CLONE_NEWNET, CLONE_NEWUSER, SYSCALLS, Syscalls
+from skiff.linux.syscalls import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWNET,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    SYSCALLS,
+    Syscalls,
+)
 from skiff.runtime import log, loopback, messages
 
 TYPE_CHECKING = False
@@ -155,13 +162,17 @@ def describe(err: BaseException) -> str:
 # --- create: the intermediate before it knows the container ------------------------------------
 
 
-def create_main(channel: Channel) -> None:
+def create_main(channel: Channel, *, pre_init: bool = False) -> None:
     """`create`'s intermediate: preload, wait for Start, enter the namespaces, fork init.
 
     It does not wait for the container's cgroup: the main process makes it meanwhile and
     moves init into it from outside, and init waits for that before anything needs it
     (init.CgroupJoin). A new cgroup namespace, whose root must be that cgroup, is therefore
-    unshared by init, after the move, not here."""
+    unshared by init, after the move, not here.
+
+    `pre_init`: this process is pid 1 of the container's new pid namespace already (forked
+    early, see prefork.py); it enters the other namespaces and becomes init itself. Start
+    only comes when the config suits that; the main process closes the channel otherwise."""
     from skiff.runtime import init
 
     try:
@@ -181,9 +192,14 @@ def create_main(channel: Channel) -> None:
         plan = NamespacePlan.from_spec(ctx.spec)
         late_flags = plan.unshare_flags & CLONE_NEWCGROUP
         plan.unshare_flags &= ~CLONE_NEWCGROUP
+        if pre_init:
+            plan.unshare_flags &= ~CLONE_NEWPID  # we are its pid 1 already
+            enter(plan, channel)
     except BaseException as err:
         try:
             channel.send(messages.Message(messages.FAILED, reason=describe(err)))
         finally:
             os._exit(1)
+    if pre_init:
+        init.run(ctx, init.CgroupJoin(channel, late_flags))
     run(plan, channel, lambda: init.run(ctx, init.CgroupJoin(channel, late_flags)))

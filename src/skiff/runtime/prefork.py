@@ -11,6 +11,13 @@ The installed command calls `fork_early` first thing; `create` then takes the ch
 refuses the command line or the config, the child sees end-of-stream and exits, and
 `discard` (the CLI's exit path) reaps it.
 
+The child is forked into a new pid namespace of which it is pid 1 (unshare(CLONE_NEWPID)
+moves only the next child; this process's children go back to its own namespace at once).
+When config.json asks for a new pid namespace and nothing that must precede it (a user
+namespace) or that only children enter (a time namespace), this "pre-init" enters the other
+namespaces itself and becomes the container's init: no intermediate, one Python fork less
+on the way to the container. Otherwise `create` dismisses it and forks an intermediate.
+
 This module imports nothing but `os` and the message channel: everything it saves is what
 the main process would otherwise import before forking. Not even the C library binding: the
 intermediate loads it while the main process, which for `run` needs it only to become a
@@ -28,7 +35,9 @@ if TYPE_CHECKING:
 # runc's global flags that take a value (cli.GLOBAL_FLAGS, which this must not import).
 _GLOBAL_VALUE_FLAGS = frozenset(("root", "log", "log-format", "rootless", "criu"))
 
-_pending: tuple[int, Channel] | None = None
+# (pid, main process's end of the channel, whether it is a pre-init: pid 1 of a new pid
+# namespace, which becomes the container's init itself when the config allows)
+_pending: tuple[int, Channel, bool] | None = None
 
 # Set by the installed command (launcher.c) when it made this process a child subreaper.
 SUBREAPER_ENV = "_SKIFF_RUNTIME_SUBREAPER"
@@ -66,17 +75,51 @@ def fork_early(argv: list[str]) -> None:
     # no copy-on-write faults from them.
     gc.disable()
     parent, child = messages.Channel.pair()
+    own_pidns = _new_pid_namespace_for_children()
     pid = os.fork()
     if pid == 0:
         try:
             parent.close()
             from skiff.runtime.intermediate import create_main
 
-            create_main(child)
+            create_main(child, pre_init=own_pidns >= 0)
         finally:
             os._exit(1)
     child.close()
-    _pending = (pid, parent)
+    if own_pidns >= 0 and not _restore_pid_namespace_for_children(own_pidns):
+        _end(pid, parent)  # our children would go on landing in its namespace: none of that
+        return
+    _pending = (pid, parent, own_pidns >= 0)
+
+
+def _new_pid_namespace_for_children() -> int:
+    """unshare(CLONE_NEWPID): the next child is pid 1 of a new pid namespace (this process
+    stays where it is). Returns an fd of our own pid namespace, to set our children's back
+    with, or -1 when it could not be done (the early child is then a plain intermediate)."""
+    from skiff.linux.syscalls import CLONE_NEWPID, SYSCALLS
+
+    try:
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        SYSCALLS.unshare(CLONE_NEWPID)
+    except OSError:
+        os.close(own)
+        return -1
+    return own
+
+
+def _restore_pid_namespace_for_children(own: int) -> bool:
+    from skiff.linux.syscalls import CLONE_NEWPID, SYSCALLS
+
+    try:
+        SYSCALLS.setns(own, CLONE_NEWPID)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(own)
 
 
 def is_subreaper() -> bool:
@@ -85,19 +128,22 @@ def is_subreaper() -> bool:
     return _subreaper
 
 
-def take() -> tuple[int, Channel] | None:
-    """The intermediate forked early and the main process's end of its channel, once."""
+def take() -> tuple[int, Channel, bool] | None:
+    """The process forked early, the main process's end of its channel, and whether it is a
+    pre-init (pid 1 of a new pid namespace); once."""
     global _pending
     pending, _pending = _pending, None
     return pending
 
 
 def discard() -> None:
-    """An early intermediate nobody took (the command failed before `create`): end it."""
+    """An early child nobody took (the command failed before `create`): end it."""
     pending = take()
-    if pending is None:
-        return
-    pid, channel = pending
+    if pending is not None:
+        _end(pending[0], pending[1])
+
+
+def _end(pid: int, channel: Channel) -> None:
     channel.close()
     try:
         os.kill(pid, 9)

@@ -200,6 +200,25 @@ def test_cgroup_namespace_in_a_user_namespace(runtime: Runtime, userns_rootfs: P
     assert cgroups and all(line.split(":", 2)[2] == "/" for line in cgroups), cgroups
 
 
+def test_join_pid_namespace_by_path(runtime: Runtime) -> None:
+    """Not a case for the pre-init (pid 1 of a new pid namespace): an intermediate forks
+    the process into the joined namespace, where the first container's sleep is pid 1."""
+    first = runtime.new_id()
+    code, err = runtime.detached("run", "-d", "-b", str(runtime.bundle(["sleep", "30"])), first)
+    assert code == 0, err
+    first_pid = runtime.state(first)["pid"]
+
+    def mutate(spec: dict[str, Any]) -> None:
+        for ns in spec["linux"]["namespaces"]:
+            if ns["type"] == "pid":
+                ns["path"] = f"/proc/{first_pid}/ns/pid"
+
+    code, out, err = _run(runtime, "echo $$; cat /proc/1/comm", mutate)
+    assert code == 0, err
+    pid, comm = out.split()
+    assert pid != "1" and comm == "sleep"
+
+
 def test_time_namespace_offsets_boottime(runtime: Runtime) -> None:
     if not os.path.exists("/proc/self/ns/time"):
         pytest.skip("kernel has no time namespaces")

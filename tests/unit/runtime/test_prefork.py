@@ -40,14 +40,31 @@ def test_other_verbs_fork_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not prefork.is_subreaper()
 
 
-def test_an_intermediate_nobody_takes_is_ended_and_reaped() -> None:
+def test_an_early_child_nobody_takes_is_ended_and_reaped() -> None:
     try:
         prefork.fork_early(["create", "id"])
     finally:
         gc.enable()  # fork_early turns the collector off for the command's process
     pending = prefork.take()
     assert pending is not None
-    pid, channel = pending
+    pid, channel, pre_init = pending
+    # As root it is pid 1 of a new pid namespace (a pre-init), not in ours.
+    assert pre_init == (os.geteuid() == 0)
+    if pre_init:
+        assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+    # ... and our own children are back in our namespace.
+    hold_r, hold_w = os.pipe()
+    probe = os.fork()
+    if probe == 0:
+        os.close(hold_w)
+        os.read(hold_r, 1)  # alive (not a zombie) while its namespace is looked at
+        os._exit(0)
+    try:
+        assert os.readlink(f"/proc/{probe}/ns/pid") == os.readlink("/proc/self/ns/pid")
+    finally:
+        os.close(hold_w)
+        os.close(hold_r)
+        os.waitpid(probe, 0)
     prefork._pending = pending  # as if the command had failed before `create`
     prefork.discard()
     assert prefork.take() is None
