@@ -144,7 +144,9 @@ class _Rootfs:
         "before_cgroup_mount",
         "bundle",
         "cgroupns",
+        "deferred",
         "deferred_ro",
+        "known_filesystems",
         "new_netns",
         "ops",
         "root",
@@ -158,6 +160,8 @@ class _Rootfs:
         self.ops = ops
         self.deferred_ro: list[tuple[str, int, str]] = []
         self.before_cgroup_mount: Callable[[], None] | None = None
+        self.deferred: list[tuple[int, Mapping[str, Any]]] = []
+        self.known_filesystems: frozenset[str] | None = None
         root_path = (self.spec.get("root") or {}).get("path")
         if not isinstance(root_path, str) or not root_path:
             raise InvalidArgument("config.json: root.path is missing")
@@ -243,46 +247,65 @@ class _Rootfs:
     # --- step 2: config.json mounts -------------------------------------------------------------
 
     def mount_all(self) -> None:
-        known: frozenset[str] | None = None
-        for index, m in enumerate(self.spec.get("mounts") or ()):
-            where = f"mounts[{index}]"
-            destination = m.get("destination")
-            if not isinstance(destination, str) or not destination:
-                raise InvalidArgument(f"config.json: {where}: destination is missing")
-            destination = _clean(destination)
-            mount_type = m.get("type") or ""
-            options = list(m.get("options") or ())
-            bind = is_bind(mount_type, options)
-            if not bind and mount_type not in _SPECIAL_TYPES:
-                if known is None:
-                    known = self._kernel_filesystems()
-                if mount_type not in known:
-                    raise InvalidArgument(
-                        f"config.json: {where}: unknown mount type {mount_type!r} "
-                        f'(destination "{destination}")'
-                    )
-            self._check_proc_target(where, destination, mount_type)
-            if {"idmap", "ridmap"} & set(options) or m.get("uidMappings") or m.get("gidMappings"):
-                raise NotImplementedYet(f"config.json: {where}: id-mapped mounts are not supported")
-            source = m.get("source") or mount_type
-            context = f'mount "{source}" to rootfs at "{destination}"'
-            try:
-                if bind:
-                    self._mount_bind(destination, source, options)
-                elif mount_type == "cgroup":
-                    if self.before_cgroup_mount is not None:
-                        self.before_cgroup_mount()
-                    self._mount_cgroup(destination, options)
-                elif mount_type == "tmpfs":
-                    self._mount_tmpfs(destination, source, options)
-                elif mount_type == "sysfs" and self.userns:
-                    self._mount_sysfs_in_userns(destination, source, options)
-                else:
-                    self._mount_fs(destination, source, mount_type, options)
-            except OSError as e:
-                raise os_error(context, e) from e
-            except SkiffError as e:
-                raise e.wrap(context) from e
+        """Every config.json mount, in order; a cgroup mount that nothing later sits in, under
+        or over waits for `mount_deferred` when `before_cgroup_mount` is set (init waits
+        there to be in its cgroup: /dev is set up meanwhile)."""
+        mounts = list(self.spec.get("mounts") or ())
+        self.deferred = []
+        for index, m in enumerate(mounts):
+            if (
+                self.before_cgroup_mount is not None
+                and m.get("type") == "cgroup"
+                and _nothing_later_overlaps(index, mounts)
+            ):
+                self.deferred.append((index, m))
+                continue
+            self._mount_one(index, m)
+
+    def mount_deferred(self) -> None:
+        for index, m in self.deferred:
+            self._mount_one(index, m)
+        self.deferred = []
+
+    def _mount_one(self, index: int, m: Mapping[str, Any]) -> None:
+        where = f"mounts[{index}]"
+        destination = m.get("destination")
+        if not isinstance(destination, str) or not destination:
+            raise InvalidArgument(f"config.json: {where}: destination is missing")
+        destination = _clean(destination)
+        mount_type = m.get("type") or ""
+        options = list(m.get("options") or ())
+        bind = is_bind(mount_type, options)
+        if not bind and mount_type not in _SPECIAL_TYPES:
+            if self.known_filesystems is None:
+                self.known_filesystems = self._kernel_filesystems()
+            if mount_type not in self.known_filesystems:
+                raise InvalidArgument(
+                    f"config.json: {where}: unknown mount type {mount_type!r} "
+                    f'(destination "{destination}")'
+                )
+        self._check_proc_target(where, destination, mount_type)
+        if {"idmap", "ridmap"} & set(options) or m.get("uidMappings") or m.get("gidMappings"):
+            raise NotImplementedYet(f"config.json: {where}: id-mapped mounts are not supported")
+        source = m.get("source") or mount_type
+        context = f'mount "{source}" to rootfs at "{destination}"'
+        try:
+            if bind:
+                self._mount_bind(destination, source, options)
+            elif mount_type == "cgroup":
+                if self.before_cgroup_mount is not None:
+                    self.before_cgroup_mount()
+                self._mount_cgroup(destination, options)
+            elif mount_type == "tmpfs":
+                self._mount_tmpfs(destination, source, options)
+            elif mount_type == "sysfs" and self.userns:
+                self._mount_sysfs_in_userns(destination, source, options)
+            else:
+                self._mount_fs(destination, source, mount_type, options)
+        except OSError as e:
+            raise os_error(context, e) from e
+        except SkiffError as e:
+            raise e.wrap(context) from e
 
     def _mount_sysfs_in_userns(self, destination: str, source: str, options: Sequence[str]) -> None:
         """sysfs needs a network namespace owned by our user namespace; else bind the host's /sys.
@@ -559,6 +582,25 @@ def _clean(path: str) -> str:
     return os.path.normpath("/" + path.lstrip("/"))
 
 
+def _nothing_later_overlaps(index: int, mounts: Sequence[Any]) -> bool:
+    """Whether no mount after `index` goes on, under or over its destination (so it may be
+    made after them all without hiding or being hidden differently)."""
+    here = mounts[index].get("destination")
+    if not isinstance(here, str) or not here:
+        return False
+    here = _clean(here)
+    if here == "/":
+        return False
+    for m in mounts[index + 1 :]:
+        there = m.get("destination") if isinstance(m, dict) else None
+        if not isinstance(there, str) or not there:
+            return False
+        there = _clean(there)
+        if there == here or there.startswith(here + "/") or here.startswith(there + "/"):
+            return False
+    return True
+
+
 def _own_cgroups(text: str) -> dict[str, str]:
     """/proc/self/cgroup as {sorted comma-joined controllers: path}; "" is the v2 hierarchy."""
     result: dict[str, str] = {}
@@ -583,7 +625,8 @@ def prepare_rootfs(
 
     Runs in the container's init process, in its new mount namespace. On return the process's
     "/" is the rootfs and its cwd is "/". `before_cgroup_mount` is called before a mount of
-    type cgroup (which shows this process's own cgroups: init waits there to be in them).
+    type cgroup (which shows this process's own cgroups: init waits there to be in them); with
+    it, such a mount that no later one overlaps is made after /dev is set up, not in order.
     """
     rootfs = _Rootfs(spec, bundle, ops or RealMountOps())
     rootfs.before_cgroup_mount = before_cgroup_mount
@@ -591,6 +634,7 @@ def prepare_rootfs(
     rootfs.prepare_root()
     rootfs.mount_all()
     rootfs.setup_dev(console_slave)
+    rootfs.mount_deferred()
     rootfs.pivot()
     rootfs.write_sysctls()
     rootfs.readonly_paths()

@@ -437,3 +437,42 @@ def test_namespace_check_skipped_when_pid1_is_out_of_reach(bundle: Path) -> None
     ops = Unreadable(kinds=make_ops().kinds, files=make_ops().files)
     prepare_rootfs(docker_like(bundle), str(bundle), ops=ops)
     assert ("pivot_root", ".", ".") in ops.calls
+
+
+def test_with_a_cgroup_wait_the_cgroup_mount_comes_after_dev(bundle: Path) -> None:
+    """init waits to be in its cgroup before a cgroup mount (it shows init's own cgroups):
+    /dev is set up meanwhile, when no later mount overlaps the cgroup mount's destination."""
+    ops = make_ops()
+    waits: list[int] = []
+    prepare_rootfs(
+        docker_like(bundle),
+        str(bundle),
+        ops=ops,
+        before_cgroup_mount=lambda: waits.append(len(ops.calls)),
+    )
+    r = str(bundle / "rootfs")
+    cg = f"{r}/sys/fs/cgroup"
+    tmpfs_on_cg = ops.calls.index(("mount", "tmpfs", cg, "tmpfs", SECURE, "mode=755"))
+    data_bind = ops.calls.index(
+        ("mount", str(bundle / "data"), f"{r}/data", "", MS_BIND | MS_REC, "")
+    )
+    dev_null = ops.calls.index(("mknod", f"{r}/dev/null", 0o20666, 0x103))
+    assert (
+        data_bind < dev_null < waits[0] <= tmpfs_on_cg < ops.calls.index(("pivot_root", ".", "."))
+    )
+
+
+def test_a_cgroup_mount_something_later_sits_in_keeps_its_place(bundle: Path) -> None:
+    spec = docker_like(bundle)
+    spec["mounts"].append(
+        {"destination": "/sys/fs/cgroup/extra", "type": "tmpfs", "source": "tmpfs", "options": []}
+    )
+    ops = make_ops()
+    prepare_rootfs(spec, str(bundle), ops=ops, before_cgroup_mount=lambda: None)
+    r = str(bundle / "rootfs")
+    cg = f"{r}/sys/fs/cgroup"
+    tmpfs_on_cg = ops.calls.index(("mount", "tmpfs", cg, "tmpfs", SECURE, "mode=755"))
+    data_bind = ops.calls.index(
+        ("mount", str(bundle / "data"), f"{r}/data", "", MS_BIND | MS_REC, "")
+    )
+    assert tmpfs_on_cg < data_bind
