@@ -78,7 +78,8 @@ import sys
 
 sys.path.insert(0, "$here/src")
 if not {"create", "run", "exec"}.isdisjoint(sys.argv[1:]):
-    # create and run: the intermediate imports its half while this process imports the CLI.
+    # create and run: the container's init (or the intermediate) imports its half while
+    # this process imports the CLI (prefork.py).
     from skiff.runtime import prefork
 
     prefork.fork_early(sys.argv[1:])

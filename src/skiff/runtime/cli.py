@@ -328,13 +328,15 @@ def cmd_create(root: str, args: Args) -> int:
 
 
 def cmd_run(root: str, args: Args) -> int:
-    from skiff.runtime import lifecycle, log
+    from skiff.runtime import log
     from skiff.runtime.create import create
 
     container_id = _one_id(args, "run")
     detach = args.flag("detach")
     opts = _create_options(args, foreground=not detach)
     created = create(root, container_id, opts)  # type: ignore[arg-type]
+    from skiff.runtime import lifecycle  # loaded by `create` while init set up
+
     try:
         try:
             lifecycle.start_state(created.state)

@@ -464,11 +464,15 @@ def serve(child: Child, state: st.ContainerState, cgroup: Any) -> tuple[int, int
 
 
 def move_into_cgroup(channel: messages.Channel, cgroup: Any, init_pid: int) -> None:
-    """Put init into the container's cgroup and tell it so (it waits: init.CgroupJoin)."""
+    """Put init into the container's cgroup and tell it so (it waits: init.CgroupJoin).
+    Then, while init sets up, load what comes after `create` (start, wait, delete)."""
     cgroup.add_process(init_pid)
     warmup.stop_priming()  # that was the attach the priming was for
     channel.send(messages.Message(messages.CGROUP_JOINED))
     log.trace("init moved into its cgroup")
+    from skiff.runtime import foreground, lifecycle
+
+    _ = foreground, lifecycle
 
 
 def failure_class(data: dict[str, Any] | None) -> type[SkiffError]:
