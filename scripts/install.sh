@@ -78,15 +78,15 @@ import sys
 
 sys.path.insert(0, "$here/src")
 if not {"create", "run", "exec"}.isdisjoint(sys.argv[1:]):
+    # These attach a process to a cgroup: keep the attach fast until then (warmup.py).
+    from skiff.runtime.warmup import prime_cgroup_attach
+
+    prime_cgroup_attach()
     # create and run: the container's init (or the intermediate) imports its half while
     # this process imports the CLI (prefork.py).
     from skiff.runtime import prefork
 
     prefork.fork_early(sys.argv[1:])
-    # These attach a process to a cgroup: keep the attach fast until then (warmup.py).
-    from skiff.runtime.warmup import prime_cgroup_attach
-
-    prime_cgroup_attach()
 from skiff.runtime.cli import run_and_exit
 
 run_and_exit()

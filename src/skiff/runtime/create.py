@@ -227,6 +227,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
 
 def fork_child() -> Child:
     """Fork the intermediate now (no early one, or the pre-init does not suit the config)."""
+    from skiff.runtime import prefork
+
+    prefork.children_back_home()
     preload_shared()
     parent, sub = messages.Channel.pair()
     # Fork first: the intermediate imports the container-side modules while this process
@@ -376,6 +379,7 @@ def fork_intermediate(channel: messages.Channel, *, close_in_child: messages.Cha
     if pid == 0:
         try:
             close_in_child.close()
+            warmup.forget_primer()
             from skiff.runtime import intermediate
 
             intermediate.create_main(channel)

@@ -157,6 +157,7 @@ def exec_process(root: str, container_id: str, process: dict[str, Any], opts: Ex
 
             try:
                 parent.close()
+                warmup.forget_primer()
                 intermediate.run(
                     plan,
                     child,

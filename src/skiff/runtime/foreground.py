@@ -49,6 +49,9 @@ def wait(pid: int, pidfd: int, *, master: int | None = None) -> int:
         except (OSError, ValueError):
             pass
     restore_tty = None
+    from skiff.runtime import warmup
+
+    warmup.reap_primer()  # stopped by now: no zombie while we wait
     try:
         if master is not None:
             from skiff.linux import pty

@@ -30,8 +30,9 @@ def run_hooks(kind: str, hooks: Sequence[Mapping[str, Any]], state: Mapping[str,
     """Run `hooks` of `kind` in order; the first failure raises FailedPrecondition."""
     if not hooks:
         return
-    from skiff.runtime import jsonio
+    from skiff.runtime import jsonio, prefork
 
+    prefork.children_back_home()  # not into the pre-init's pid namespace
     payload = jsonio.dumps(dict(state)).encode()
     for i, hook in enumerate(hooks):
         run_hook(f"{kind}[{i}]", hook, payload)

@@ -1,18 +1,21 @@
-/* skiff-runtime, the installed command: starts the cgroup attach's grace period, makes `run` a
- * child subreaper, then execs the Python runtime (`python3 -IS skiff-runtime.py ARGS...`,
+/* skiff-runtime, the installed command: starts the cgroup attach's grace period, for `create`
+ * and `run` unshares the pid namespace for its children, makes `run` a child subreaper, then
+ * execs the Python runtime (`python3 -IS skiff-runtime.py ARGS...`,
  * paths fixed at build time by scripts/install.sh).
  *
  * Why (src/skiff/runtime/warmup.py has the whole story): the first write to a cgroup.procs
  * file waits for an RCU grace period, 7-20 ms here, and `create`, `run` and `exec` make one
  * ~10 ms after they start. Python can begin that wait no sooner than its interpreter is up
  * (~6 ms); this binary begins it at once, in a child that writes its own pid into the cgroup
- * it is already in (which moves nothing) and exits. The Python side then keeps the attach
- * fast until the real one is done, and reaps the child. The child holds none of the
- * caller's file descriptors.
+ * it is already in (which moves nothing), and again every 2 ms, until the Python side says
+ * the real attach is done. The child holds none of the caller's file descriptors.
  * SKIFF_RUNTIME_NO_CGROUP_PRIMING=1 turns it off, as it does the Python side's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@
 
 #define SUBREAPER_ENV "_SKIFF_RUNTIME_SUBREAPER"
 #define PRIMER_ENV "_SKIFF_RUNTIME_PRIMER"
+#define HOME_PIDNS_ENV "_SKIFF_RUNTIME_HOME_PIDNS"
 
 #ifndef SKIFF_PYTHON
 #error "build with -DSKIFF_PYTHON=\"/path/to/python3\" -DSKIFF_SCRIPT=\"/path/to/skiff-runtime.py\""
@@ -78,9 +82,11 @@ static int lists(const char *path, const char *pid) {
     return 0;
 }
 
-/* One no-op attach: this process's pid into the first cgroup.procs that lists it. */
-static void prime(void) {
+/* One no-op attach: this process's pid into the first cgroup.procs that lists it; the path
+ * written goes to `written` (empty when none could be). */
+static void prime(char *written, size_t size) {
     char pid[32], self[8192], path[4096];
+    written[0] = 0;
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     if (read_all("/proc/self/cgroup", self, sizeof self) < 0) return;
     for (char *line = strtok(self, "\n"); line; line = strtok(NULL, "\n")) {
@@ -108,33 +114,75 @@ static void prime(void) {
             if (fd < 0) continue;
             ssize_t n = write(fd, pid, strlen(pid)); /* waits for the grace period */
             close(fd);
-            if (n > 0) return;
+            if (n > 0) {
+                snprintf(written, size, "%s", path);
+                return;
+            }
         }
     }
 }
 
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The priming child: one attach (it waits for the grace period), then one every
+ * PRIMING_INTERVAL_MS, which keeps the fast state, until `stop` (a pipe's read end) reaches
+ * end-of-file — the runtime closed its end once the real attach was done, or exited — or
+ * PRIMING_MS have passed. */
+#define PRIMING_INTERVAL_MS 2
+#define PRIMING_MS 500
+static void keep_primed(int stop) {
+    char path[4096], pid[32];
+    long long deadline = now_ms() + PRIMING_MS;
+    prime(path, sizeof path);
+    if (!path[0]) return;
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    while (now_ms() < deadline) {
+        struct pollfd p = {.fd = stop, .events = POLLIN};
+        int r = poll(&p, 1, PRIMING_INTERVAL_MS);
+        if (r != 0) return; /* end-of-file (or an error): the runtime is done with us */
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) return;
+        ssize_t n = write(fd, pid, strlen(pid));
+        close(fd);
+        if (n <= 0) return;
+    }
+}
+
 /* The priming runs in a child of ours (the runtime's, after the exec): not waiting for a
- * middle process to fork it and exit saves ~1 ms. Its pid goes to the Python side in
- * PRIMER_ENV, whose priming thread reaps it (warmup.py); if we exit first, it is an orphan
- * like any other, reaped by init or the caller's subreaper. */
+ * middle process to fork it and exit saves ~1 ms, and doing all of it there spares the
+ * runtime a thread. PRIMER_ENV tells the Python side "<pid>:<fd>": closing fd stops it, and
+ * the runtime reaps it (warmup.py); if the runtime exits first, its end closes with it and
+ * the child is an orphan like any other, reaped by init or the caller's subreaper. */
 static void start_priming(void) {
+    int stop[2];
+    if (pipe(stop) < 0) return;
     pid_t pid = fork();
-    if (pid < 0) return;
+    if (pid < 0) {
+        close(stop[0]);
+        close(stop[1]);
+        return;
+    }
     if (pid == 0) {
         /* Hold nothing of the caller's: a reader of our stdout/stderr sees EOF when the
-         * runtime exits, not when the grace period ends. */
+         * runtime exits, not when the priming ends. */
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) {
             dup2(null, 0);
             dup2(null, 1);
             dup2(null, 2);
         }
-        syscall(SYS_close_range, 3U, ~0U, 0U);
-        prime();
+        if (dup2(stop[0], 3) < 0) _exit(0);
+        syscall(SYS_close_range, 4U, ~0U, 0U);
+        keep_primed(3);
         _exit(0);
     }
-    char value[32];
-    snprintf(value, sizeof value, "%d", (int)pid);
+    close(stop[0]);
+    char value[64];
+    snprintf(value, sizeof value, "%d:%d", (int)pid, stop[1]);
     setenv(PRIMER_ENV, value, 1);
 }
 
@@ -144,6 +192,22 @@ int main(int argc, char **argv) {
     unsetenv(PRIMER_ENV);
     if (attaches && !getenv("SKIFF_RUNTIME_NO_CGROUP_PRIMING"))
         start_priming();
+    /* `create` and `run`: the runtime's first child (prefork.py) is to be pid 1 of the
+     * container's new pid namespace. unshare(CLONE_NEWPID) moves only children, and here
+     * (after the priming fork) it needs no C library binding on the Python side; an fd of
+     * our own namespace goes along, for the later children the runtime may have. */
+    unsetenv(HOME_PIDNS_ENV);
+    if (verb && (!strcmp(verb, "create") || !strcmp(verb, "run")) &&
+        !getenv("SKIFF_RUNTIME_NO_PRE_INIT")) {
+        int home = open("/proc/self/ns/pid", O_RDONLY); /* inherited by the runtime */
+        if (home >= 0 && unshare(CLONE_NEWPID) == 0) {
+            char value[32];
+            snprintf(value, sizeof value, "%d", home);
+            setenv(HOME_PIDNS_ENV, value, 1);
+        } else if (home >= 0) {
+            close(home);
+        }
+    }
     /* `run` waits for the container's init, which the intermediate process leaves behind:
      * the runtime must be a child subreaper before that. Done here (after the priming fork,
      * whose orphan must not become ours), the Python side needs no C library binding for it

@@ -12,7 +12,8 @@ refuses the command line or the config, the child sees end-of-stream and exits, 
 `discard` (the CLI's exit path) reaps it.
 
 The child is forked into a new pid namespace of which it is pid 1 (unshare(CLONE_NEWPID)
-moves only the next child; this process's children go back to its own namespace at once).
+moves only the children; the installed command does it before the interpreter starts, and
+this process's later children, if any, go back to its own namespace: `children_back_home`).
 When config.json asks for a new pid namespace and nothing that must precede it (a user
 namespace) or that only children enter (a time namespace), this "pre-init" enters the other
 namespaces itself and becomes the container's init: no intermediate, one Python fork less
@@ -21,7 +22,7 @@ on the way to the container. Otherwise `create` dismisses it and forks an interm
 This module imports nothing but `os` and the message channel: everything it saves is what
 the main process would otherwise import before forking. Not even the C library binding: the
 intermediate loads it while the main process, which for `run` needs it only to become a
-child subreaper, finds that the installed command did that already.
+child subreaper and to make the pid namespace, finds that the installed command did both.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ _pending: tuple[int, Channel, bool] | None = None
 # Set by the installed command (launcher.c) when it made this process a child subreaper.
 SUBREAPER_ENV = "_SKIFF_RUNTIME_SUBREAPER"
 _subreaper = False
+# Set by the installed command when it unshared the pid namespace for our children: an fd of
+# our own pid namespace, to send later children back to (`children_back_home`).
+HOME_PIDNS_ENV = "_SKIFF_RUNTIME_HOME_PIDNS"
+_home_pidns = -1
 
 
 def verb_of(argv: list[str]) -> str | None:
@@ -63,9 +68,12 @@ def verb_of(argv: list[str]) -> str | None:
 
 def fork_early(argv: list[str]) -> None:
     """For `create` and `run`: fork the intermediate now (see the module docstring)."""
-    global _pending, _subreaper
+    global _pending, _subreaper, _home_pidns
     _subreaper = os.environ.pop(SUBREAPER_ENV, "") == "1"
+    home = _launcher_home_pidns()
     if _pending is not None or verb_of(argv) not in ("create", "run"):
+        _home_pidns = home
+        children_back_home()
         return
     import gc
 
@@ -75,21 +83,59 @@ def fork_early(argv: list[str]) -> None:
     # no copy-on-write faults from them.
     gc.disable()
     parent, child = messages.Channel.pair()
-    own_pidns = _new_pid_namespace_for_children()
+    ours = home < 0  # the launcher did not make the namespace: do it here
+    if ours:
+        home = _new_pid_namespace_for_children()
     pid = os.fork()
     if pid == 0:
         try:
             parent.close()
+            if home >= 0:
+                os.close(home)
+            from skiff.runtime import warmup
             from skiff.runtime.intermediate import create_main
 
-            create_main(child, pre_init=own_pidns >= 0)
+            warmup.forget_primer()
+            create_main(child, pre_init=home >= 0)
         finally:
             os._exit(1)
     child.close()
-    if own_pidns >= 0 and not _restore_pid_namespace_for_children(own_pidns):
-        _end(pid, parent)  # our children would go on landing in its namespace: none of that
+    _home_pidns = home
+    _pending = (pid, parent, home >= 0)
+    if ours:
+        # The C library is loaded already, and a thread (the priming, without the launcher)
+        # can only be made once our children's pid namespace is our own again.
+        children_back_home()
+
+
+def children_back_home() -> None:
+    """Before this process forks anything else after the pre-init (a hook, an intermediate):
+    its children go to its own pid namespace again, not to the pre-init's. Not done at once:
+    it needs the C library, which the main process of a plain `run` never loads otherwise."""
+    global _home_pidns
+    if _home_pidns < 0:
         return
-    _pending = (pid, parent, own_pidns >= 0)
+    home, _home_pidns = _home_pidns, -1
+    from skiff.linux.syscalls import CLONE_NEWPID, SYSCALLS
+
+    try:
+        SYSCALLS.setns(home, CLONE_NEWPID)
+    finally:
+        os.close(home)
+
+
+def _launcher_home_pidns() -> int:
+    """The installed command (launcher.c) unshared the pid namespace for our children already
+    and left an fd of its own in HOME_PIDNS_ENV: take it (close-on-exec from now on)."""
+    raw = os.environ.pop(HOME_PIDNS_ENV, "")
+    if not raw.isdigit():
+        return -1
+    fd = int(raw)
+    try:
+        os.set_inheritable(fd, False)
+    except OSError:
+        return -1
+    return fd
 
 
 def _new_pid_namespace_for_children() -> int:
@@ -108,18 +154,6 @@ def _new_pid_namespace_for_children() -> int:
         os.close(own)
         return -1
     return own
-
-
-def _restore_pid_namespace_for_children(own: int) -> bool:
-    from skiff.linux.syscalls import CLONE_NEWPID, SYSCALLS
-
-    try:
-        SYSCALLS.setns(own, CLONE_NEWPID)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(own)
 
 
 def is_subreaper() -> bool:

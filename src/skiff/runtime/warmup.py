@@ -1,28 +1,32 @@
-"""Start-up work begun before anything else, on a thread: priming the cgroup attach.
+"""Start-up work begun before anything else: priming the cgroup attach.
 
 The first write to a cgroup.procs file waits for an RCU grace period (the kernel switches
 cgroup_threadgroup_rwsem to writer mode: 5-15 ms, holding cgroup_mutex meanwhile, so
 cgroup mkdirs wait too); after it, attaches stay fast for about one more grace period.
-`create`, `run` and `exec` attach a process to the container's cgroup ~10 ms after the
+`create`, `run` and `exec` attach a process to the container's cgroup ~15 ms after the
 command starts (after config.json, the fork, the cgroup directories): a no-op attach begun
-first — this process into the cgroup it is in already — lets the grace period run
-meanwhile instead of after. Repeated every 2 ms, it keeps the fast state until the real
-attach is done (the caller says so with `stop_priming`; at the latest after half a second).
+first — a process into the cgroup it is in already — lets the grace period run meanwhile
+instead of after. Repeated every 2 ms, it keeps the fast state until the real attach is
+done (the caller says so with `stop_priming`; at the latest after half a second).
 
-It changes nothing: the file written is that of a cgroup whose member list holds this
-process, and writing a member into its own cgroup moves nothing. Any failure (no cgroupfs,
-another view of /sys/fs/cgroup, a read-only one) only loses the gain.
+The installed command (launcher.c) does it from a child of its own, started before the
+interpreter even loads, and hands it over here (PRIMER_ENV): `stop_priming` closes the pipe
+that child polls, `reap_primer` collects it. Without the launcher, a thread of this process
+does the same (`prime_cgroup_attach`).
+
+It changes nothing: the file written is that of a cgroup whose member list holds the writer,
+and writing a member into its own cgroup moves nothing. Any failure (no cgroupfs, another
+view of /sys/fs/cgroup, a read-only one) only loses the gain.
 SKIFF_RUNTIME_NO_CGROUP_PRIMING=1 turns it off.
 
 skiffd does the same with an `AttachPrimer`: kicked when a container is created, started or
 exec'd, it keeps the attach fast for a second after the last kick, so the runtime it spawns
-(whose own priming starts only once its interpreter is up) finds the fast state already there.
-Under load the grace period grows to 20 ms and more; a run of `docker run -d` then pays it
-once, not once per container.
+finds the fast state already there. Under load the grace period grows to 20 ms and more; a
+run of `docker run -d` then pays it once, not once per container.
 
-The thread starts before `create` forks its intermediate: it holds no lock the child could
-need (it never imports; between syscalls it only waits for the GIL, which the forking thread
-holds), and the child, a fork, has only the forking thread.
+The thread starts before `create` forks: it holds no lock the child could need (it never
+imports; between syscalls it only waits for the GIL, which the forking thread holds), and
+the child, a fork, has only the forking thread.
 """
 
 from __future__ import annotations
@@ -48,26 +52,34 @@ _started = False
 _switch_interval = 0.005
 
 
-# The installed command (launcher.c) primes from a child of its own before the interpreter
-# starts, and names it here: the priming thread reaps it.
+# The installed command's priming child: its pid, and our end of the pipe it polls.
 PRIMER_ENV = "_SKIFF_RUNTIME_PRIMER"
 _primer_pid = 0
+_primer_stop = -1
 
 
 def prime_cgroup_attach() -> None:
-    """Start the no-op attaches on a thread of its own (see the module docstring); once per
-    process (the installed launcher calls it before the CLI is even imported)."""
-    global _stop, _started, _switch_interval, _primer_pid
+    """Keep the attach fast until `stop_priming` (see the module docstring); once per
+    process. The launcher's child does it if there is one, else a thread of ours."""
+    global _stop, _started, _switch_interval, _primer_pid, _primer_stop
     if _started:
         return
+    _started = True
     primer = os.environ.pop(PRIMER_ENV, "")
-    _primer_pid = int(primer) if primer.isdigit() else 0
+    if primer:
+        pid, _, fd = primer.partition(":")
+        if pid.isdigit() and fd.isdigit():
+            _primer_pid, _primer_stop = int(pid), int(fd)
+            try:
+                os.set_inheritable(_primer_stop, False)
+            except OSError:
+                _primer_stop = -1
+            return
     if os.environ.get("SKIFF_RUNTIME_NO_CGROUP_PRIMING"):
         return
     import _thread
     import sys
 
-    _started = True
     _stop = False
     _switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(EAGER_SWITCH_INTERVAL)
@@ -75,6 +87,28 @@ def prime_cgroup_attach() -> None:
         _thread.start_new_thread(_keep_primed, ())
     except RuntimeError:
         sys.setswitchinterval(_switch_interval)
+
+
+def forget_primer() -> None:
+    """In a child forked from this process: the launcher's priming child is not ours, and
+    our copy of its pipe must not keep it going."""
+    global _primer_pid, _primer_stop
+    if _primer_stop >= 0:
+        os.close(_primer_stop)
+    _primer_pid, _primer_stop = 0, -1
+
+
+def reap_primer() -> None:
+    """Collect the launcher's priming child once it is stopped (before a long wait, such as
+    a foreground container's, so no zombie is kept meanwhile)."""
+    global _primer_pid
+    stop_priming()
+    if _primer_pid:
+        try:
+            os.waitpid(_primer_pid, 0)
+        except OSError:
+            pass
+        _primer_pid = 0
 
 
 def _first_write_begins() -> None:
@@ -85,41 +119,30 @@ def _first_write_begins() -> None:
 
 def stop_priming() -> None:
     """The real attach is done: no more no-op ones."""
-    global _stop
+    global _stop, _primer_stop
     _stop = True
+    if _primer_stop >= 0:
+        os.close(_primer_stop)  # the launcher's child sees end-of-file and exits
+        _primer_stop = -1
 
 
 def _keep_primed() -> None:
-    try:
-        procs = attach_to_own_cgroup(before_write=_first_write_begins)
-        if procs is None:
-            _first_write_begins()
-            return
-        pid = str(os.getpid()).encode()
-        deadline = time.monotonic() + PRIMING_SECONDS
-        while not _stop and time.monotonic() < deadline:
-            time.sleep(PRIMING_INTERVAL)
-            try:
-                fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    os.write(fd, pid)
-                finally:
-                    os.close(fd)
-            except OSError:
-                return
-    finally:
-        _reap_primer()
-
-
-def _reap_primer() -> None:
-    """Wait for the launcher's priming child (it exits once its grace period is over), so a
-    long `run` does not keep a zombie; if this process exits first, the child's new parent
-    reaps it."""
-    if _primer_pid:
+    procs = attach_to_own_cgroup(before_write=_first_write_begins)
+    if procs is None:
+        _first_write_begins()
+        return
+    pid = str(os.getpid()).encode()
+    deadline = time.monotonic() + PRIMING_SECONDS
+    while not _stop and time.monotonic() < deadline:
+        time.sleep(PRIMING_INTERVAL)
         try:
-            os.waitpid(_primer_pid, 0)
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
         except OSError:
-            pass
+            return
 
 
 class AttachPrimer:

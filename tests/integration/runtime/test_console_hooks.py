@@ -170,3 +170,24 @@ def test_hook_timeout(runtime: Runtime) -> None:
     assert out.returncode == 1
     assert "timed out" in out.stderr.decode()
     assert time.monotonic() - started < 10
+
+
+def test_runtime_hooks_run_in_the_runtimes_pid_namespace(runtime: Runtime, tmp_path: Path) -> None:
+    """The runtime's first child is pid 1 of the container's pid namespace (prefork.py); the
+    hooks the runtime runs afterwards (prestart, poststart, poststop) must not land there."""
+    log = tmp_path / "pidns"
+
+    def hook(kind: str) -> dict[str, Any]:
+        return {
+            "path": "/bin/sh",
+            "args": ["sh", "-c", f"echo {kind} $(readlink /proc/self/ns/pid) >> {log}"],
+        }
+
+    def mutate(spec: dict[str, Any]) -> None:
+        spec["hooks"] = {kind: [hook(kind)] for kind in ("prestart", "poststart", "poststop")}
+
+    out = runtime("run", "-b", str(runtime.bundle(["true"], mutate)), runtime.new_id())
+    assert out.returncode == 0, out.stderr
+    ours = os.readlink("/proc/self/ns/pid")
+    seen = dict(line.split() for line in log.read_text().splitlines())
+    assert seen == {"prestart": ours, "poststart": ours, "poststop": ours}

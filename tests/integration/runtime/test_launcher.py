@@ -117,3 +117,76 @@ def test_run_is_made_a_child_subreaper_and_told_so(
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == expected
+
+
+PRIMER_SCRIPT = """
+import os, sys, time
+pid, _, fd = os.environ["_SKIFF_RUNTIME_PRIMER"].partition(":")
+pid, fd = int(pid), int(fd)
+started = time.monotonic()
+time.sleep(0.05)
+alive = os.waitpid(pid, os.WNOHANG) == (0, 0)  # still priming: its pipe is open
+os.close(fd)  # what stop_priming does
+os.waitpid(pid, 0)
+print(alive, round(time.monotonic() - started, 3), flush=True)
+"""
+
+PIDNS_SCRIPT = """
+import os
+fd = os.environ.get("_SKIFF_RUNTIME_HOME_PIDNS")
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    os.close(w)
+    os.read(r, 1)
+    os._exit(0)
+mine = os.readlink("/proc/self/ns/pid")
+print(fd is not None and os.readlink(f"/proc/self/fd/{fd}") == mine,
+      os.readlink(f"/proc/{child}/ns/pid") != mine, flush=True)
+os.close(w)
+os.waitpid(child, 0)
+"""
+
+
+def _launcher_with(tmp_path: Path, script_text: str) -> Path:
+    script = tmp_path / "script.py"
+    script.write_text(script_text)
+    exe = tmp_path / "skiff-runtime"
+    subprocess.run(
+        [
+            "gcc", "-O2", "-Wall", "-Werror", "-o", str(exe),
+            f'-DSKIFF_PYTHON="{sys.executable}"', f'-DSKIFF_SCRIPT="{script}"',
+            str(LAUNCHER_C),
+        ],
+        check=True,
+    )  # fmt: skip
+    return exe
+
+
+def test_priming_child_stops_when_the_runtime_closes_its_pipe(tmp_path: Path) -> None:
+    """The launcher's child re-primes every 2 ms for up to 0.5 s; closing the pipe it polls
+    (stop_priming) ends it at once."""
+    exe = _launcher_with(tmp_path, PRIMER_SCRIPT)
+    res = subprocess.run(
+        [str(exe), "run", "x"], capture_output=True, text=True, timeout=30, env=dict(os.environ)
+    )
+    assert res.returncode == 0, res.stderr
+    alive, elapsed = res.stdout.split()
+    assert alive == "True"
+    assert float(elapsed) < 0.4, elapsed  # not the 0.5 s deadline
+
+
+@pytest.mark.parametrize(
+    ("verb", "moved"), [("run", "True"), ("create", "True"), ("state", "False")]
+)
+def test_create_and_run_get_their_first_child_into_a_new_pid_namespace(
+    tmp_path: Path, verb: str, moved: str
+) -> None:
+    """For create and run the launcher unshares the pid namespace for the runtime's children
+    (the first is the container's init, prefork.py) and passes an fd of its own namespace."""
+    exe = _launcher_with(tmp_path, PIDNS_SCRIPT)
+    res = subprocess.run(
+        [str(exe), verb, "x"], capture_output=True, text=True, timeout=30, env=dict(os.environ)
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [moved, moved]
