@@ -74,6 +74,26 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # close_range(2) flags.
+# setrlimit(2) resources by the names config.json uses.
+RLIMITS = {
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
+}
+
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
 # keyctl(2).
@@ -195,6 +215,12 @@ class Syscalls:
             libc().prctl(option, ul(arg2), ul(arg3), ul(arg4), ul(arg5)), "prctl", option
         )
 
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+        from skiff.linux import cdata
+
+        limits = (cdata.c_ulong * 2)(soft, hard)  # struct rlimit; 2**64-1 is RLIM_INFINITY
+        check_call(libc().setrlimit(resource, cdata.byref(limits)), "setrlimit", resource)
+
     def close_range(self, first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
         from skiff.linux import cdata
 
@@ -255,6 +281,9 @@ class RecordingSyscalls(Syscalls):
 
     def unshare(self, flags: int) -> None:
         self._record("unshare", flags)
+
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+        self._record("setrlimit", resource, soft, hard)
 
     def setns(self, fd: int, nstype: int = 0) -> None:
         self._record("setns", fd, nstype)

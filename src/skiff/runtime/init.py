@@ -97,11 +97,10 @@ def preload() -> None:
     `setup` before pivot_root: after it the host's Python library is out of reach."""
     import skiff.runtime.rootfs
     from skiff.linux.syscalls import libc
-    from skiff.runtime import config, context, jsonio
+    from skiff.runtime import context
     from skiff.runtime import process as proc
 
-    # The Start message is JSON and becomes a StartContext; rlimits are named in config.
-    _ = skiff.runtime.rootfs, jsonio, context, config
+    _ = skiff.runtime.rootfs, context  # the Start message becomes a StartContext
     libc()  # load the C library now, not on the first unshare
     proc.preload({}, seccomp=False, hooks=False)
 

@@ -65,19 +65,17 @@ def look_path(program: str, env: Mapping[str, str]) -> str:
     raise NotFound(f'exec: "{program}": executable file not found in $PATH')
 
 
-def apply_rlimits(rlimits: Sequence[Mapping[str, Any]]) -> None:
-    if not rlimits:
-        return
-    import resource
-
-    from skiff.runtime.config import RLIMITS
+def apply_rlimits(rlimits: Sequence[Mapping[str, Any]], *, sys: Syscalls = SYSCALLS) -> None:
+    from skiff.linux.syscalls import RLIMITS
 
     for rl in rlimits:
         kind = rl["type"]
         try:
-            resource.setrlimit(RLIMITS[kind], (rl["soft"], rl["hard"]))
-        except (OSError, ValueError) as err:
-            raise FailedPrecondition(f"setrlimit {kind} soft={rl['soft']} hard={rl['hard']}: {err}")
+            sys.setrlimit(RLIMITS[kind], int(rl["soft"]), int(rl["hard"]))
+        except OSError as err:
+            raise FailedPrecondition(
+                f"setrlimit {kind} soft={rl['soft']} hard={rl['hard']}: {os.strerror(err.errno or 0)}"
+            ) from None
 
 
 def write_oom_score_adj(value: int | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def test_messages_round_trip_with_fd() -> None:
 def test_unknown_kind_is_a_bug() -> None:
     with pytest.raises(Internal):
         messages.Message("bogus")
+
+
+def test_data_round_trips_and_garbage_is_refused() -> None:
+    data = {"spec": {"process": {"args": ["sh", "-c", "ü"]}, "n": 2**70}, "none": None}
+    msg = messages.Message.decode(messages.Message(messages.START, data=data).encode())
+    assert (msg.kind, msg.data) == (messages.START, data)
+    for garbage in (b"", b"\x00not marshal", marshal.dumps([1, 2]), marshal.dumps({"kind": 3})):
+        with pytest.raises(Internal, match="runtime protocol"):
+            messages.Message.decode(garbage)
 
 
 def test_hooks_get_state_on_stdin_in_order(tmp_path: Path) -> None:

@@ -81,3 +81,24 @@ def test_ambient_needs_inheritable() -> None:
     }
     assert proc.ambient_raisable(caps)["ambient"] == ["CAP_KILL"]  # type: ignore[index]
     assert proc.ambient_raisable(None) is None
+
+
+def test_rlimits_are_set_by_number_and_a_refusal_names_the_limit() -> None:
+    import errno
+
+    from skiff.errors import FailedPrecondition
+    from skiff.linux.syscalls import RecordingSyscalls
+    from skiff.runtime.process import apply_rlimits
+
+    sys = RecordingSyscalls()
+    apply_rlimits(
+        [
+            {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
+            {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1},
+        ],
+        sys=sys,
+    )
+    assert sys.calls == [("setrlimit", (7, 1024, 4096)), ("setrlimit", (4, 2**64 - 1, 2**64 - 1))]
+    failing = RecordingSyscalls(fail={"setrlimit": errno.EPERM})
+    with pytest.raises(FailedPrecondition, match="setrlimit RLIMIT_NPROC soft=1 hard=2: Operation"):
+        apply_rlimits([{"type": "RLIMIT_NPROC", "soft": 1, "hard": 2}], sys=failing)
