@@ -474,9 +474,11 @@ def move_into_cgroup(channel: messages.Channel, cgroup: Any, init_pid: int) -> N
     warmup.stop_priming()  # that was the attach the priming was for
     channel.send(messages.Message(messages.CGROUP_JOINED))
     log.trace("init moved into its cgroup")
+    import select
+
     from skiff.runtime import foreground, lifecycle
 
-    _ = foreground, lifecycle
+    _ = foreground, lifecycle, select  # select: `start` polls the exec fifo
 
 
 def failure_class(data: dict[str, Any] | None) -> type[SkiffError]:
