@@ -1,19 +1,21 @@
 """`create`: the main process of a container start (youki's "builder" + "main process").
 
-The intermediate is forked first — by the installed command before it even imports the CLI
+The child is forked first — by the installed command before it even imports the CLI
 (prefork.py), else here — and imports the container-side modules on the second core while
-this process imports its own: a container start is mostly Python imports otherwise. This
-process then refuses what it must before anything exists: config.json validated, seccomp
-compiled, the id claimed (state dir created exclusively). Then it makes the container's
-cgroup and applies linux.resources (errors name the field) while the intermediate is still
-importing, and sends Start; until then the intermediate has done nothing but import. The
-intermediate joins the cgroup before any namespace work and before it forks init. This
-process then serves its messages: id maps, the init pid, the create hooks, the console,
-Ready. When `create` returns, init blocks on the exec fifo and state.json says so. On any
-failure everything made so far is undone: init killed, cgroup removed, state dir deleted,
-and the intermediate, seeing end-of-stream, exits.
+this process imports its own: a container start is mostly Python imports otherwise. Forked
+early, it is pid 1 of a new pid namespace: a pre-init, which becomes the container's init
+itself when the config allows (`settle`); otherwise it is dismissed and an intermediate
+forked, which enters the namespaces and forks init. This process refuses what it must before
+anything exists: config.json validated, seccomp compiled, the id claimed (state dir created
+exclusively); only then does the child get the Start message. While the child enters the
+namespaces and init sets up its root filesystem, this process makes the container's cgroup,
+applies linux.resources (errors name the field) and moves init into it from outside; init
+waits for that before it needs the cgroup (init.CgroupJoin). This process then serves the
+children's messages: id maps, the init pid, the create hooks, the console, Ready. When
+`create` returns, init blocks on the exec fifo and state.json says so. On any failure
+everything made so far is undone: init killed, cgroup removed, state dir deleted, and the
+children, seeing end-of-stream, exit.
 """
-
 from __future__ import annotations
 
 import os
@@ -197,7 +199,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Created:
             child.channel.close()  # the children see end-of-stream and exit; then reap
             raise
         finally:
-            if not child.becomes_init:  # init is our child then, not to be waited for here
+            # A pre-init that became init is our child, not to be waited for here (unless
+            # Start never went out: then it sees end-of-stream and exits).
+            if not child.becomes_init or state is None:
                 reap(child.pid)
         try:
             state.pid = init_pid
@@ -363,10 +367,8 @@ def prepare(
 
 
 def preload_shared() -> None:
-    """Before the fork, load what both sides need, so it is loaded once: the C library (the
-    main process's prctl, every syscall of the children). The cgroup code is not: the
-    intermediate imports it while this process validates the config (the main process needs
-    it only to undo a failed create, and `run` to delete, imported then or meanwhile)."""
+    """Before a late fork (no early child), load what both sides need, so it is loaded once:
+    the C library (the main process's prctl, every syscall of the children)."""
     from skiff.linux.syscalls import libc
 
     libc()

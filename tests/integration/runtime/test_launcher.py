@@ -29,11 +29,10 @@ sys.exit(int(os.environ.get("LAUNCHER_TEST_EXIT", "0")))
 """
 
 
-@pytest.fixture(scope="module")
-def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("launcher")
+def _launcher_with(d: Path, script_text: str) -> Path:
+    """The launcher built in `d`, running a script of ours instead of the runtime."""
     script = d / "skiff-runtime.py"
-    script.write_text(SCRIPT)
+    script.write_text(script_text)
     exe = d / "skiff-runtime"
     subprocess.run(
         [
@@ -44,6 +43,11 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )  # fmt: skip
     return exe
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _launcher_with(tmp_path_factory.mktemp("launcher"), SCRIPT)
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--root", "/x", "run", "--bundle", "b", "id"]])
@@ -146,21 +150,6 @@ print(fd is not None and os.readlink(f"/proc/self/fd/{fd}") == mine,
 os.close(w)
 os.waitpid(child, 0)
 """
-
-
-def _launcher_with(tmp_path: Path, script_text: str) -> Path:
-    script = tmp_path / "script.py"
-    script.write_text(script_text)
-    exe = tmp_path / "skiff-runtime"
-    subprocess.run(
-        [
-            "gcc", "-O2", "-Wall", "-Werror", "-o", str(exe),
-            f'-DSKIFF_PYTHON="{sys.executable}"', f'-DSKIFF_SCRIPT="{script}"',
-            str(LAUNCHER_C),
-        ],
-        check=True,
-    )  # fmt: skip
-    return exe
 
 
 def test_priming_child_stops_when_the_runtime_closes_its_pipe(tmp_path: Path) -> None:

@@ -30,6 +30,22 @@ def _add_ns(*kinds: str, **extra: Any) -> Any:
     return mutate
 
 
+def _userns(host_id: int) -> Any:
+    """A new user namespace mapping 65536 ids from `host_id`. sysfs cannot be mounted in a
+    user namespace that does not own the network namespace: /sys (and cgroups) are left out,
+    the tests are about ids."""
+
+    def mutate(spec: dict[str, Any]) -> None:
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+        spec["mounts"] = [
+            m for m in spec["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")
+        ]
+
+    return mutate
+
+
 def test_uts_pid_and_exit_code(runtime: Runtime) -> None:
     code, out, err = _run(runtime, "hostname; echo pid=$$; exit 7")
     assert code == 7, err
@@ -99,18 +115,8 @@ def userns_rootfs(busybox_rootfs: Path) -> Iterator[Path]:
 def test_user_namespace_maps_ids(runtime: Runtime, userns_rootfs: Path) -> None:
     runtime.rootfs = userns_rootfs
 
-    def mutate(spec: dict[str, Any]) -> None:
-        spec["linux"]["namespaces"].append({"type": "user"})
-        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        # sysfs cannot be mounted in a user ns that does not own the network ns;
-        # keep the test about ids.
-        spec["mounts"] = [
-            m for m in spec["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")
-        ]
-
     code, out, err = _run(
-        runtime, "cat /proc/self/uid_map /proc/self/gid_map; id -u; sleep 0", mutate
+        runtime, "cat /proc/self/uid_map /proc/self/gid_map; id -u; sleep 0", _userns(100000)
     )
     assert code == 0, err
     lines = [line.split() for line in out.strip().splitlines()]
@@ -124,15 +130,7 @@ def test_user_namespace_process_runs_as_mapped_host_uid(
 ) -> None:
     runtime.rootfs = userns_rootfs
 
-    def mutate(spec: dict[str, Any]) -> None:
-        spec["linux"]["namespaces"].append({"type": "user"})
-        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-        spec["mounts"] = [
-            m for m in spec["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")
-        ]
-
-    bundle = runtime.bundle(["sleep", "30"], mutate)
+    bundle = runtime.bundle(["sleep", "30"], _userns(200000))
     cid = runtime.new_id()
     code, err = runtime.detached("run", "-d", "--bundle", str(bundle), cid)
     assert code == 0, err
@@ -185,15 +183,7 @@ def test_cgroup_namespace_in_a_user_namespace(runtime: Runtime, userns_rootfs: P
     namespace too (it is root there)."""
     runtime.rootfs = userns_rootfs
 
-    def mutate(spec: dict[str, Any]) -> None:
-        spec["linux"]["namespaces"].append({"type": "user"})
-        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        spec["mounts"] = [
-            m for m in spec["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")
-        ]
-
-    code, out, err = _run(runtime, "cat /proc/self/cgroup; id -u", mutate)
+    code, out, err = _run(runtime, "cat /proc/self/cgroup; id -u", _userns(100000))
     assert code == 0, err
     *cgroups, uid = out.strip().splitlines()
     assert uid == "0"
