@@ -16,6 +16,7 @@ children's messages: id maps, the init pid, the create hooks, the console, Ready
 everything made so far is undone: init killed, cgroup removed, state dir deleted, and the
 children, seeing end-of-stream, exit.
 """
+
 from __future__ import annotations
 
 import os
