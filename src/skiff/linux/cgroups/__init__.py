@@ -49,8 +49,7 @@ def open_manager(
     proc_self_cgroup: str = "/proc/self/cgroup",
 ) -> CgroupManager:
     """The manager for one container's cgroup; nothing is created until `create()`."""
-    found = _detected.pop((root, proc_self_cgroup), None)
-    layout, own = found if found is not None else _discover(root, proc_self_cgroup)
+    layout, own = _discover(root, proc_self_cgroup)
     prune: list[str] = []
     if layout.mode == "v2":
         leaf, prune = leaf_and_prunable(layout.hierarchies[0], own, cgroups_path, container_id)
@@ -78,19 +77,6 @@ def _discover(root: str, proc_self_cgroup: str) -> tuple[Layout, dict[str, str]]
             f"cgroup: read {proc_self_cgroup}: {os.strerror(e.errno or 0)}"
         ) from None
     return layout, own
-
-
-_detected: dict[tuple[str, str], tuple[Layout, dict[str, str]]] = {}
-
-
-def preload(root: str = "/sys/fs/cgroup", proc_self_cgroup: str = "/proc/self/cgroup") -> None:
-    """Find the hierarchies and this process's cgroups now, for the next `open_manager` of
-    the same root (once): the runtime's intermediate does it while it waits for the config,
-    which takes ~0.5 ms (mountinfo parsed) off a container start. Errors wait for then."""
-    try:
-        _detected[(root, proc_self_cgroup)] = _discover(root, proc_self_cgroup)
-    except (OSError, FailedPrecondition):
-        pass
 
 
 def load_manager(saved: dict[str, Any]) -> CgroupManager:

@@ -297,21 +297,3 @@ def test_device_rules_go_through_one_open_file_one_rule_per_write(
     assert [w for _, w in writes] == [b"a *:* rwm", b"c 1:3 rwm", b"c 1:5 rw", b"c 136:* rwm"]
     # a plain file shows every rule (the kernel would have taken each write as one rule)
     assert read(manager, "devices", "devices.allow") == "c 1:3 rwmc 1:5 rwc 136:* rwm"
-
-
-def test_preload_detects_once_for_the_next_open(v1_root: Path, v1_proc: str) -> None:
-    import skiff.linux.cgroups as cgroups
-
-    cgroups.preload(str(v1_root), v1_proc)
-    original = Path(v1_proc).read_text()
-    Path(v1_proc).write_text(original.replace(":/", ":/moved/"))  # as if we moved meanwhile
-    try:
-        first = open_manager(None, "c1", root=str(v1_root), proc_self_cgroup=v1_proc)
-        second = open_manager(None, "c1", root=str(v1_root), proc_self_cgroup=v1_proc)
-    finally:
-        Path(v1_proc).write_text(original)
-    assert "/moved/" not in first.paths()["memory"]  # what preload saw
-    assert "/moved/" in second.paths()["memory"]  # used once: then read afresh
-    cgroups.preload(str(v1_root), str(v1_root / "no-such-file"))  # errors wait for open_manager
-    with pytest.raises(FailedPrecondition):
-        open_manager(None, "c1", root=str(v1_root), proc_self_cgroup=str(v1_root / "no-such-file"))
